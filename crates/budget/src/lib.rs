@@ -1,0 +1,1 @@
+//! claimlab-budget (placeholder until its issue lands).

@@ -1,0 +1,1 @@
+//! claimlab-orbits (placeholder until its issue lands).

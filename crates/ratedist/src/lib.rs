@@ -1,0 +1,1 @@
+//! claimlab-ratedist (placeholder until its issue lands).

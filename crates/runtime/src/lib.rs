@@ -1,0 +1,1 @@
+//! claimlab-runtime (placeholder until its issue lands).

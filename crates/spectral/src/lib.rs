@@ -1,0 +1,1 @@
+//! claimlab-spectral (placeholder until its issue lands).

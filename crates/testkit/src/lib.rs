@@ -1,0 +1,1 @@
+//! claimlab-testkit (placeholder until its issue lands).

@@ -1,0 +1,1 @@
+//! claimlab-topology (placeholder until its issue lands).

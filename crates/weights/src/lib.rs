@@ -1,0 +1,1 @@
+//! claimlab-weights (placeholder until its issue lands).

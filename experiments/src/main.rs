@@ -1,0 +1,2 @@
+//! The `claimlab` binary.
+fn main() {}

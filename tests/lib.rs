@@ -1,0 +1,1 @@
+//! Host package for the cross-crate tests in `cross/`.
