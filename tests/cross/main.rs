@@ -1,1 +1,3 @@
-//! Cross-crate tests.
+//! Tests that cross crates: one test binary, one module per concern.
+
+mod layering;
