@@ -1,1 +1,48 @@
-//! claimlab-budget (placeholder until its issue lands).
+//! Budget optimisation for compression pipelines: where to spend a size budget, and how errors of
+//! chained stages add up.
+//!
+//! - **Discrete allocation** (the multiple-choice knapsack): each layer has a menu of [`Item`]s
+//!   (cost, distortion); pick one per layer to minimise total distortion within a total cost.
+//!   [`lagrangian_path`] sweeps the multiplier and lists every allocation the Lagrangian
+//!   (Shoham–Gersho) method can return; [`lagrangian_allocation`] and [`lagrangian_bisection`] pick one
+//!   for a budget; [`exact_allocation_dp`], [`exact_curve_dp`] and [`exact_allocation_bnb`] give the
+//!   exact optimum; [`duality_gaps`] compares them.
+//!
+//! # Example
+//! ```
+//! use claimlab_budget::{exact_allocation_dp, lagrangian_allocation, DpConfig, Item};
+//! // Two layers, each at 2, 4 or 8 bits per weight (costs in bits), distortion = MSE.
+//! let menus = vec![
+//!     vec![Item::new(200.0, 0.30), Item::new(400.0, 0.08), Item::new(800.0, 0.01)],
+//!     vec![Item::new(100.0, 0.50), Item::new(200.0, 0.10), Item::new(400.0, 0.02)],
+//! ];
+//! let lag = lagrangian_allocation(&menus, 700.0).unwrap();
+//! let exact = exact_allocation_dp(&menus, 700.0, &DpConfig::default()).unwrap();
+//! assert_eq!(exact.choice, vec![1, 1]);
+//! assert!((exact.distortion - 0.18).abs() < 1e-12);
+//! assert!(lag.distortion >= exact.distortion - 1e-12 && exact.distortion >= lag.dual_bound - 1e-12);
+//! ```
+//!
+//! # Conventions
+//! - Everything is minimised: distortion, loss, size. Costs are in the caller's unit; a cost is within
+//!   budget `B` when it is at most `B + 1e-12·max(1, |B|)` ([`tol::COST_REL`]).
+//! - Ties go to the lower index (options, layers, points) unless an item says otherwise.
+//! - The multiplier `λ` is in distortion per cost unit.
+//!
+//! # Accuracy
+//! Exact algorithms are exact up to floating-point summation (compensated sums throughout); each item
+//! states its promise. Tolerances are the named constants in [`tol`].
+#![forbid(unsafe_code)]
+
+mod error;
+mod mckp;
+mod sum;
+pub mod tol;
+
+pub use error::{Error, Result};
+pub use mckp::{
+    duality_gaps, exact_allocation_bnb, exact_allocation_dp, exact_curve_dp, lagrangian_allocation,
+    lagrangian_bisection, lagrangian_path, layer_hull, BisectionConfig, BranchBoundConfig,
+    DpConfig, ExactCurve, ExactSolution, GapPoint, Item, LagrangianPath, LagrangianSolution,
+    PathPoint, SweepStep,
+};
