@@ -1,0 +1,718 @@
+//! Vietoris-Rips persistence the way Ripser computes it: cohomology with clearing, implicit
+//! coboundaries in the combinatorial number system, apparent and emergent pairs, union-find for H0.
+//!
+//! Orders used throughout (any refinement of the filtration gives the same diagrams):
+//! the filtration order on simplices of one dimension is diameter ascending, ties broken by
+//! combinatorial index *descending*. Columns of the coboundary matrix are processed in the reverse
+//! of that order; the pivot of a working column is its entry earliest in the filtration order.
+
+use std::cmp::Ordering;
+use std::collections::{BinaryHeap, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
+
+use crate::brute::inverse;
+use crate::diagram::{Barcodes, Diagram, DimStats, Interval};
+use crate::error::{Error, Result};
+use crate::input::{DistanceMatrix, VrConfig};
+
+/// Vietoris-Rips barcodes of a point cloud under the Euclidean distance (Ripser's algorithm).
+///
+/// The filtration value of a simplex is its diameter (largest pairwise distance): Ripser's
+/// convention, not the radius (half of it) that some tools use.
+///
+/// # Arguments
+/// - `points`: one slice of coordinates per point, all of the same length.
+/// - `config`: dimensions, threshold and coefficient field; [`VrConfig::default`] is Ripser's.
+///
+/// # Returns
+/// [`Barcodes`] with one diagram per dimension `0..=max_dim`, each sorted by birth then death.
+/// Intervals of zero length are dropped (as Ripser does); classes alive at the threshold get
+/// `death = f64::INFINITY`.
+///
+/// # Errors
+/// - [`Error::Empty`] for no points;
+/// - [`Error::SizeMismatch`] when points have different numbers of coordinates;
+/// - [`Error::NonFinite`] for a NaN or infinite coordinate (flat index `point * dim + coord`);
+/// - [`Error::InvalidParam`] for a bad `config`;
+/// - [`Error::Overflow`] when `C(n, max_dim + 2)` does not fit in 64 bits.
+///
+/// # Complexity
+/// `O(n² d)` for the distances plus the reduction, which is output sensitive; memory is dominated
+/// by the list of `max_dim`-simplices under the threshold (up to `C(n, max_dim + 1)`).
+///
+/// # References
+/// U. Bauer, *Ripser: efficient computation of Vietoris-Rips persistence barcodes*, J. Appl. Comput.
+/// Topol. 5 (2021) 391–423, doi:10.1007/s41468-021-00071-5 (§3 clearing and cohomology, §4 implicit
+/// matrices and the combinatorial number system, §3.5 apparent and emergent pairs).
+///
+/// # Example
+/// ```
+/// use claimlab_topology::{vr_barcodes, VrConfig};
+/// // The four corners of a unit square: one loop, born at side 1, filled at diagonal √2.
+/// let square = [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]];
+/// let bars = vr_barcodes(&square, &VrConfig::default()).unwrap();
+/// let h1 = &bars.diagrams[1].intervals;
+/// assert_eq!(h1.len(), 1);
+/// assert!((h1[0].birth - 1.0).abs() < 1e-12 && (h1[0].death - 2f64.sqrt()).abs() < 1e-12);
+/// ```
+pub fn vr_barcodes<P: AsRef<[f64]> + Sync>(points: &[P], config: &VrConfig) -> Result<Barcodes> {
+    config.validate()?;
+    check_index_range(points.len(), config.max_dim)?;
+    let dist = DistanceMatrix::euclidean(points)?;
+    rips(&dist, config)
+}
+
+/// Vietoris-Rips barcodes from a distance matrix given as its strict lower triangle.
+///
+/// `lower` holds `d(1,0), d(2,0), d(2,1), d(3,0), …` (`n(n-1)/2` values, Ripser's
+/// `lower-distance` format). Conventions and output as [`vr_barcodes`].
+///
+/// # Errors
+/// [`Error::Empty`] for `n = 0`; [`Error::SizeMismatch`] when `lower.len() != n(n-1)/2`;
+/// [`Error::NonFinite`]; [`Error::NegativeDistance`]; [`Error::InvalidParam`]; [`Error::Overflow`].
+///
+/// # Complexity
+/// As [`vr_barcodes`] without the distance computation.
+///
+/// # Example
+/// ```
+/// use claimlab_topology::{vr_barcodes_from_distances, VrConfig};
+/// // Three points at distances 1, 2, 3: H0 dies at 1 and 2, one class lives forever.
+/// let bars = vr_barcodes_from_distances(3, &[1.0, 2.0, 3.0], &VrConfig::default()).unwrap();
+/// let deaths: Vec<f64> = bars.diagrams[0].intervals.iter().map(|iv| iv.death).collect();
+/// assert_eq!(deaths, vec![1.0, 2.0, f64::INFINITY]);
+/// ```
+pub fn vr_barcodes_from_distances(n: usize, lower: &[f64], config: &VrConfig) -> Result<Barcodes> {
+    config.validate()?;
+    check_index_range(n, config.max_dim)?;
+    let dist = DistanceMatrix::from_lower(n, lower)?;
+    rips(&dist, config)
+}
+
+/// Vietoris-Rips barcodes for `n` points under any metric given as a closure `metric(i, j)`
+/// (called once for each `i > j`; it must be symmetric, non-negative and finite).
+///
+/// # Errors
+/// As [`vr_barcodes_from_distances`] (indices in errors refer to the lower-triangular order).
+///
+/// # Example
+/// ```
+/// use claimlab_topology::{vr_barcodes_with_metric, VrConfig};
+/// // Six points on a cycle graph with the hop metric: a loop born at 1, filled at 2.
+/// let n = 6;
+/// let hop = |i: usize, j: usize| {
+///     let d = i.abs_diff(j);
+///     d.min(n - d) as f64
+/// };
+/// let bars = vr_barcodes_with_metric(n, hop, &VrConfig::default()).unwrap();
+/// let h1 = &bars.diagrams[1].intervals;
+/// assert_eq!(h1.len(), 1);
+/// assert_eq!((h1[0].birth, h1[0].death), (1.0, 2.0));
+/// ```
+pub fn vr_barcodes_with_metric<F: Fn(usize, usize) -> f64 + Sync>(
+    n: usize,
+    metric: F,
+    config: &VrConfig,
+) -> Result<Barcodes> {
+    config.validate()?;
+    check_index_range(n, config.max_dim)?;
+    let dist = DistanceMatrix::from_metric(n, metric)?;
+    rips(&dist, config)
+}
+
+/// `Err(Overflow)` unless every simplex index up to dimension `max_dim + 1` on `n` vertices fits
+/// in 63 bits (checked before any distance is computed).
+fn check_index_range(n: usize, max_dim: usize) -> Result<()> {
+    let k = max_dim as u128 + 2;
+    let mut c: u128 = 1;
+    for i in 0..k {
+        // C(n, i + 1) = C(n, i) * (n - i) / (i + 1), exact at every step.
+        let Some(next) = c.checked_mul((n as u128).saturating_sub(i)) else {
+            return Err(Error::Overflow {
+                what: "simplex index C(n, max_dim + 2) exceeds 63 bits",
+            });
+        };
+        c = next / (i + 1);
+    }
+    if c > u128::from(u64::MAX / 2) {
+        return Err(Error::Overflow {
+            what: "simplex index C(n, max_dim + 2) exceeds 63 bits",
+        });
+    }
+    Ok(())
+}
+
+/// Binomial coefficients `C(v, k)` for `v <= n`, `k <= kmax`, checked to fit in 64 bits.
+struct Binomial {
+    table: Vec<u64>,
+    stride: usize,
+}
+
+impl Binomial {
+    fn new(n: usize, kmax: usize) -> Result<Self> {
+        let stride = kmax + 1;
+        let mut table = vec![0u64; (n + 1) * stride];
+        for v in 0..=n {
+            table[v * stride] = 1;
+            for k in 1..=kmax.min(v) {
+                let a = table[(v - 1) * stride + k - 1];
+                let b = if k < v {
+                    table[(v - 1) * stride + k]
+                } else {
+                    0
+                };
+                table[v * stride + k] = a.checked_add(b).ok_or(Error::Overflow {
+                    what: "simplex index C(n, max_dim + 2) exceeds 64 bits",
+                })?;
+            }
+        }
+        // Indices are sums of such terms; keep headroom so those sums cannot wrap either.
+        if table[n * stride + kmax] > u64::MAX / 2 {
+            return Err(Error::Overflow {
+                what: "simplex index C(n, max_dim + 2) exceeds 63 bits",
+            });
+        }
+        Ok(Self { table, stride })
+    }
+
+    #[inline]
+    fn get(&self, v: usize, k: usize) -> u64 {
+        self.table[v * self.stride + k]
+    }
+}
+
+/// An entry of a working column: a simplex (diameter, index) with a coefficient.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    diam: f64,
+    index: u64,
+    coef: u64,
+}
+
+// Heap order: the greatest entry is the earliest in the filtration (smallest diameter, then
+// largest index). Coefficients do not take part.
+impl Ord for Entry {
+    fn cmp(&self, other: &Self) -> Ordering {
+        other
+            .diam
+            .total_cmp(&self.diam)
+            .then(self.index.cmp(&other.index))
+    }
+}
+impl PartialOrd for Entry {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl PartialEq for Entry {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+impl Eq for Entry {}
+
+/// A cheap multiplicative hasher for simplex indices (keys are already well spread integers).
+#[derive(Default)]
+struct IndexHasher(u64);
+
+impl Hasher for IndexHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b) ^ self.0.rotate_left(8));
+        }
+    }
+    fn write_u64(&mut self, x: u64) {
+        let h = x.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        self.0 = h ^ (h >> 32);
+    }
+}
+
+type IndexMap<V> = HashMap<u64, V, BuildHasherDefault<IndexHasher>>;
+
+/// A reduced column: its simplex, the coefficient of its pivot, and its reduction-matrix entries.
+struct Column {
+    simplex: Entry,
+    pivot_coef: u64,
+    v_start: usize,
+    v_end: usize,
+}
+
+struct Rips<'a> {
+    dist: &'a DistanceMatrix,
+    n: usize,
+    threshold: f64,
+    p: u64,
+    inv: Vec<u64>,
+    binom: Binomial,
+}
+
+impl Rips<'_> {
+    /// Vertices of simplex `index` of dimension `dim`, largest first.
+    fn vertices(&self, mut index: u64, dim: usize, out: &mut Vec<usize>) {
+        out.clear();
+        let mut top = self.n;
+        for k in (1..=dim + 1).rev() {
+            // Largest v < top with C(v, k) <= index (binary search; C(·, k) is increasing).
+            let (mut lo, mut hi) = (k - 1, top - 1);
+            while lo < hi {
+                let mid = lo + (hi - lo).div_ceil(2);
+                if self.binom.get(mid, k) <= index {
+                    lo = mid;
+                } else {
+                    hi = mid - 1;
+                }
+            }
+            out.push(lo);
+            index -= self.binom.get(lo, k);
+            top = lo;
+        }
+    }
+
+    /// Index of the simplex with these vertices (largest first).
+    fn index_of(&self, verts: impl ExactSizeIterator<Item = usize>) -> u64 {
+        let k = verts.len();
+        verts
+            .enumerate()
+            .map(|(i, v)| self.binom.get(v, k - i))
+            .sum()
+    }
+
+    /// Calls `f(diam, index, coef)` for each coface within the threshold, in descending index order,
+    /// until it returns false. With `all == false` only cofaces whose new vertex exceeds every vertex
+    /// of the simplex (each simplex is then produced from exactly one facet).
+    #[inline]
+    fn cofaces(
+        &self,
+        s: Entry,
+        dim: usize,
+        verts: &[usize],
+        all: bool,
+        mut f: impl FnMut(Entry) -> bool,
+    ) {
+        let mut idx_below = s.index;
+        let mut idx_above = 0u64;
+        let mut k = dim + 1;
+        let mut v = self.n;
+        while v > 0 {
+            v -= 1;
+            if k > 0 && verts[dim + 1 - k] == v {
+                idx_below -= self.binom.get(v, k);
+                idx_above += self.binom.get(v, k + 1);
+                k -= 1;
+                continue;
+            }
+            if !all && k <= dim {
+                break;
+            }
+            let mut d = s.diam;
+            for &u in verts {
+                d = d.max(self.dist.get(v, u));
+            }
+            if d > self.threshold {
+                continue;
+            }
+            let coef = if k % 2 == 1 {
+                (self.p - s.coef) % self.p
+            } else {
+                s.coef
+            };
+            let e = Entry {
+                diam: d,
+                index: idx_above + self.binom.get(v, k + 1) + idx_below,
+                coef,
+            };
+            if !f(e) {
+                return;
+            }
+        }
+    }
+
+    /// The coface of `s` with the same diameter and the largest index (the pivot of its unreduced
+    /// coboundary when it has zero persistence), if any.
+    fn zero_apparent_cofacet(&self, s: Entry, dim: usize, verts: &[usize]) -> Option<Entry> {
+        let mut found = None;
+        self.cofaces(s, dim, verts, true, |e| {
+            if e.diam <= s.diam {
+                found = Some(e);
+                false
+            } else {
+                true
+            }
+        });
+        found
+    }
+
+    /// The facet of `t` (dimension `dim`, vertices `verts`) with the same diameter and the smallest
+    /// index, with the coefficient of `t` in that facet's coboundary.
+    fn zero_apparent_facet(&self, t: Entry, dim: usize, verts: &[usize]) -> Option<Entry> {
+        // Removing the largest vertex first gives facets in ascending index order.
+        for j in 0..=dim {
+            let mut d = 0.0f64;
+            for (a, &x) in verts.iter().enumerate() {
+                if a == j {
+                    continue;
+                }
+                for (b, &y) in verts.iter().enumerate().skip(a + 1) {
+                    if b != j {
+                        d = d.max(self.dist.get(x, y));
+                    }
+                }
+            }
+            if d >= t.diam {
+                let index = self.index_of(
+                    verts
+                        .iter()
+                        .enumerate()
+                        .filter(|&(a, _)| a != j)
+                        .map(|(_, &v)| v)
+                        .collect::<Vec<_>>()
+                        .into_iter(),
+                );
+                // The removed vertex sits at ascending position dim - j of t.
+                let coef = if (dim - j) % 2 == 1 { self.p - 1 } else { 1 };
+                return Some(Entry {
+                    diam: d,
+                    index,
+                    coef,
+                });
+            }
+        }
+        None
+    }
+
+    /// When `t` forms a zero-persistence apparent pair with one of its facets, that facet.
+    fn apparent_facet_of(
+        &self,
+        t: Entry,
+        dim: usize,
+        buf: &mut Vec<usize>,
+        buf2: &mut Vec<usize>,
+    ) -> Option<Entry> {
+        self.vertices(t.index, dim, buf);
+        let f = self.zero_apparent_facet(t, dim, buf)?;
+        self.vertices(f.index, dim - 1, buf2);
+        let c = self.zero_apparent_cofacet(Entry { coef: 1, ..f }, dim - 1, buf2)?;
+        (c.index == t.index).then_some(f)
+    }
+
+    /// True when `s` forms a zero-persistence apparent pair with one of its cofaces.
+    fn has_apparent_cofacet(
+        &self,
+        s: Entry,
+        dim: usize,
+        buf: &mut Vec<usize>,
+        buf2: &mut Vec<usize>,
+    ) -> bool {
+        self.vertices(s.index, dim, buf);
+        let Some(c) = self.zero_apparent_cofacet(s, dim, buf) else {
+            return false;
+        };
+        self.vertices(c.index, dim + 1, buf2);
+        self.zero_apparent_facet(c, dim + 1, buf2)
+            .is_some_and(|f| f.index == s.index)
+    }
+
+    /// Pushes `coef * δ(s)` onto the heap.
+    fn push_coboundary(
+        &self,
+        s: Entry,
+        dim: usize,
+        heap: &mut BinaryHeap<Entry>,
+        buf: &mut Vec<usize>,
+    ) {
+        self.vertices(s.index, dim, buf);
+        self.cofaces(s, dim, buf, true, |e| {
+            heap.push(e);
+            true
+        });
+    }
+
+    /// Pops the pivot (earliest entry with a non-zero summed coefficient).
+    fn pop_pivot(&self, heap: &mut BinaryHeap<Entry>) -> Option<Entry> {
+        loop {
+            let mut top = heap.pop()?;
+            while let Some(next) = heap.peek() {
+                if next.index != top.index {
+                    break;
+                }
+                top.coef = (top.coef + next.coef) % self.p;
+                heap.pop();
+            }
+            if top.coef != 0 {
+                return Some(top);
+            }
+        }
+    }
+
+    fn get_pivot(&self, heap: &mut BinaryHeap<Entry>) -> Option<Entry> {
+        let p = self.pop_pivot(heap);
+        if let Some(e) = p {
+            heap.push(e);
+        }
+        p
+    }
+
+    /// Reduces the coboundary columns of the `dim`-simplices `columns` (sorted in reverse
+    /// filtration order). Returns the pivots (the `(dim+1)`-simplices paired here) for clearing.
+    fn reduce(
+        &self,
+        dim: usize,
+        columns: &[Entry],
+        diagram: &mut Diagram,
+        stats: &mut DimStats,
+    ) -> IndexMap<u32> {
+        let mut pivots: IndexMap<u32> = IndexMap::default();
+        let mut cols: Vec<Column> = Vec::new();
+        let mut v_entries: Vec<Entry> = Vec::new();
+        let mut working = BinaryHeap::new();
+        let mut reduction = BinaryHeap::new();
+        let (mut buf, mut buf2, mut buf3) = (Vec::new(), Vec::new(), Vec::new());
+
+        for &col in columns {
+            stats.columns_reduced += 1;
+            working.clear();
+            reduction.clear();
+            // Build δ(col); stop at once on an emergent pair.
+            self.vertices(col.index, dim, &mut buf);
+            let mut check_emergent = true;
+            let mut emergent = None;
+            self.cofaces(col, dim, &buf, true, |e| {
+                if check_emergent && e.diam <= col.diam {
+                    if !pivots.contains_key(&e.index)
+                        && self
+                            .apparent_facet_of(e, dim + 1, &mut buf2, &mut buf3)
+                            .is_none()
+                    {
+                        emergent = Some(e);
+                        return false;
+                    }
+                    check_emergent = false;
+                }
+                working.push(e);
+                true
+            });
+            let mut pivot = if let Some(e) = emergent {
+                stats.emergent_pairs += 1;
+                working.clear();
+                Some(e)
+            } else {
+                self.get_pivot(&mut working)
+            };
+            loop {
+                let Some(piv) = pivot else {
+                    diagram
+                        .intervals
+                        .push(Interval::new(col.diam, f64::INFINITY));
+                    break;
+                };
+                if let Some(&j) = pivots.get(&piv.index) {
+                    let c = &cols[j as usize];
+                    let factor =
+                        (self.p - piv.coef * self.inv[c.pivot_coef as usize] % self.p) % self.p;
+                    stats.additions += 1;
+                    let s = Entry {
+                        coef: factor,
+                        ..c.simplex
+                    };
+                    reduction.push(s);
+                    self.push_coboundary(s, dim, &mut working, &mut buf2);
+                    for e in &v_entries[c.v_start..c.v_end] {
+                        let s = Entry {
+                            coef: e.coef * factor % self.p,
+                            ..*e
+                        };
+                        reduction.push(s);
+                        self.push_coboundary(s, dim, &mut working, &mut buf2);
+                    }
+                    pivot = self.get_pivot(&mut working);
+                } else if let Some(f) = self.apparent_facet_of(piv, dim + 1, &mut buf2, &mut buf3) {
+                    // The facet's column was skipped: its coboundary is already reduced.
+                    let factor = (self.p - piv.coef * self.inv[f.coef as usize] % self.p) % self.p;
+                    stats.additions += 1;
+                    let s = Entry { coef: factor, ..f };
+                    reduction.push(s);
+                    self.push_coboundary(s, dim, &mut working, &mut buf2);
+                    pivot = self.get_pivot(&mut working);
+                } else {
+                    if piv.diam > col.diam {
+                        diagram.intervals.push(Interval::new(col.diam, piv.diam));
+                    }
+                    let v_start = v_entries.len();
+                    while let Some(e) = self.pop_pivot(&mut reduction) {
+                        v_entries.push(e);
+                    }
+                    pivots.insert(
+                        piv.index,
+                        u32::try_from(cols.len()).expect("fewer than 2^32 columns"),
+                    );
+                    cols.push(Column {
+                        simplex: col,
+                        pivot_coef: piv.coef,
+                        v_start,
+                        v_end: v_entries.len(),
+                    });
+                    break;
+                }
+            }
+        }
+        pivots
+    }
+}
+
+/// Sorts columns in reverse filtration order: diameter descending, index ascending.
+fn sort_reverse_filtration(cols: &mut [Entry]) {
+    cols.sort_unstable_by(|a, b| b.diam.total_cmp(&a.diam).then(a.index.cmp(&b.index)));
+}
+
+fn find(parent: &mut [usize], mut x: usize) -> usize {
+    while parent[x] != x {
+        parent[x] = parent[parent[x]];
+        x = parent[x];
+    }
+    x
+}
+
+pub(crate) fn rips(dist: &DistanceMatrix, config: &VrConfig) -> Result<Barcodes> {
+    let n = dist.n;
+    let threshold = config.threshold.unwrap_or_else(|| dist.enclosing_radius());
+    let max_dim = config.max_dim;
+    let p = u64::from(config.modulus);
+    let inv = (0..p)
+        .map(|a| if a == 0 { 0 } else { inverse(a, p) })
+        .collect();
+    let r = Rips {
+        dist,
+        n,
+        threshold,
+        p,
+        inv,
+        binom: Binomial::new(n, max_dim + 2)?,
+    };
+    let mut diagrams = vec![Diagram::new(); max_dim + 1];
+    let mut stats = vec![DimStats::default(); max_dim + 1];
+
+    // Dimension 0 by union-find over the edges in filtration order.
+    let mut edges: Vec<Entry> = Vec::new();
+    for i in 1..n {
+        for j in 0..i {
+            let d = dist.get(i, j);
+            if d <= threshold {
+                edges.push(Entry {
+                    diam: d,
+                    index: (i * (i - 1) / 2 + j) as u64,
+                    coef: 1,
+                });
+            }
+        }
+    }
+    edges.sort_unstable_by(|a, b| a.diam.total_cmp(&b.diam).then(b.index.cmp(&a.index)));
+    stats[0].simplices = n;
+    let mut parent: Vec<usize> = (0..n).collect();
+    let mut columns = Vec::new();
+    let mut buf = Vec::new();
+    for &e in &edges {
+        r.vertices(e.index, 1, &mut buf);
+        let (a, b) = (find(&mut parent, buf[0]), find(&mut parent, buf[1]));
+        if a == b {
+            if max_dim >= 1 {
+                columns.push(e);
+            }
+        } else {
+            parent[a.max(b)] = a.min(b);
+            if e.diam > 0.0 {
+                diagrams[0].intervals.push(Interval::new(0.0, e.diam));
+            }
+        }
+    }
+    for v in 0..n {
+        if find(&mut parent, v) == v {
+            diagrams[0]
+                .intervals
+                .push(Interval::new(0.0, f64::INFINITY));
+        }
+    }
+    if max_dim >= 1 {
+        stats[1].simplices = edges.len();
+        stats[1].cleared = edges.len() - columns.len();
+        let mut buf2 = Vec::new();
+        let before = columns.len();
+        columns.retain(|&e| !r.has_apparent_cofacet(e, 1, &mut buf, &mut buf2));
+        stats[1].apparent_pairs = before - columns.len();
+        sort_reverse_filtration(&mut columns);
+        let mut simplices = edges;
+        let mut pivots = IndexMap::default();
+        for dim in 1..=max_dim {
+            if dim > 1 {
+                let (next, cols) = assemble(&r, dim, &simplices, &pivots, &mut stats[dim]);
+                simplices = if dim < max_dim { next } else { Vec::new() };
+                columns = cols;
+            }
+            pivots = r.reduce(dim, &columns, &mut diagrams[dim], &mut stats[dim]);
+        }
+    }
+    diagrams.iter_mut().for_each(Diagram::sort);
+    Ok(Barcodes {
+        diagrams,
+        threshold,
+        n_points: n,
+        stats,
+    })
+}
+
+/// The `dim`-simplices under the threshold (cofaces of the `(dim-1)`-simplices `faces`) and, sorted
+/// in reverse filtration order, those that need a column: not cleared (paired one dimension down,
+/// explicitly or as the coface of an apparent pair) and not the face of an apparent pair.
+fn assemble(
+    r: &Rips<'_>,
+    dim: usize,
+    faces: &[Entry],
+    pivots: &IndexMap<u32>,
+    stats: &mut DimStats,
+) -> (Vec<Entry>, Vec<Entry>) {
+    // For each face: its cofaces with a larger top vertex, tagged 0 (column), 1 (cleared) or
+    // 2 (apparent pair face).
+    let per_face = |s: &Entry| {
+        let (mut buf, mut buf2, mut buf3) = (Vec::new(), Vec::new(), Vec::new());
+        let mut out = Vec::new();
+        r.vertices(s.index, dim - 1, &mut buf);
+        r.cofaces(Entry { coef: 1, ..*s }, dim - 1, &buf, false, |t| {
+            out.push(Entry { coef: 1, ..t });
+            true
+        });
+        out.into_iter().map(move |t| {
+            let tag = if pivots.contains_key(&t.index)
+                || r.apparent_facet_of(t, dim, &mut buf2, &mut buf3).is_some()
+            {
+                1u8
+            } else if r.has_apparent_cofacet(t, dim, &mut buf2, &mut buf3) {
+                2
+            } else {
+                0
+            };
+            (t, tag)
+        })
+    };
+    #[cfg(feature = "rayon")]
+    let tagged: Vec<(Entry, u8)> = {
+        use rayon::prelude::*;
+        faces.par_iter().flat_map_iter(per_face).collect()
+    };
+    #[cfg(not(feature = "rayon"))]
+    let tagged: Vec<(Entry, u8)> = faces.iter().flat_map(per_face).collect();
+    let mut columns = Vec::new();
+    let mut next = Vec::with_capacity(tagged.len());
+    for (t, tag) in tagged {
+        match tag {
+            0 => columns.push(t),
+            1 => stats.cleared += 1,
+            _ => stats.apparent_pairs += 1,
+        }
+        next.push(t);
+    }
+    stats.simplices = next.len();
+    sort_reverse_filtration(&mut columns);
+    (next, columns)
+}
