@@ -36,13 +36,21 @@
 //! `log2` summaries, which are computed from the exact integers (relative error below 1e-15).
 #![forbid(unsafe_code)]
 
+mod burnside;
+mod cycle_index;
 mod error;
+mod expr;
 mod group;
 mod named;
 mod perm;
 mod schreier_sims;
 
+pub use burnside::{
+    brute_force_colouring_orbits, burnside_count, burnside_count_classes, BRUTE_FORCE_LIMIT,
+};
+pub use cycle_index::{CycleIndex, Monomial, MAX_TERMS};
 pub use error::{Error, Result};
+pub use expr::{direct_product, wreath_product, GroupExpr};
 pub use group::{factorial, FactorKind, FactorSummary, PermGroup, ProductReplacement};
 pub use named::{alternating_group, cyclic_group, dihedral_group, symmetric_group};
 pub use perm::Perm;

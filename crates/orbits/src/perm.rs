@@ -328,6 +328,12 @@ impl Perm {
             .fold(BigUint::one(), |acc, &q| acc * BigUint::from(q))
     }
 
+    /// The number of cycles, fixed points included (so the identity on `n` points has `n`).
+    #[must_use]
+    pub fn cycles_with_fixed_points(&self) -> usize {
+        self.cycle_type().iter().sum()
+    }
+
     /// The points moved by the permutation, ascending.
     #[must_use]
     pub fn support(&self) -> Vec<usize> {
