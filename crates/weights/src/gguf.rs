@@ -173,15 +173,10 @@ pub(crate) fn parse_gguf(bytes: &[u8], path: &Path) -> Result<ParsedFile> {
     let n_tensors = r.u64()?;
     let n_kv = r.u64()?;
     // Each pair needs at least 8 (key length) + 4 (type) + 1 bytes; each tensor entry at least
-    // 8 + 4 + 4 + 8. Reject counts the file cannot hold before allocating anything.
+    // 8 + 4 + 4 + 8. Counts the rest of the file cannot hold are reported as truncation (at the
+    // offset where the entries start) before anything is allocated.
     if n_kv > (r.remaining() / 13) as u64 {
-        return Err(r.malformed(
-            16,
-            format!(
-                "metadata count {n_kv} cannot fit in the {} bytes left",
-                r.remaining()
-            ),
-        ));
+        return Err(r.truncated(n_kv.saturating_mul(13)));
     }
     let mut entries = Vec::with_capacity(n_kv as usize);
     for _ in 0..n_kv {
@@ -204,13 +199,7 @@ pub(crate) fn parse_gguf(bytes: &[u8], path: &Path) -> Result<ParsedFile> {
         },
     };
     if n_tensors > (r.remaining() / 24) as u64 {
-        return Err(r.malformed(
-            8,
-            format!(
-                "tensor count {n_tensors} cannot fit in the {} bytes left",
-                r.remaining()
-            ),
-        ));
+        return Err(r.truncated(n_tensors.saturating_mul(24)));
     }
     struct Raw {
         name: String,
