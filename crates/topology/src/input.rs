@@ -170,6 +170,7 @@ impl DistanceMatrix {
                     .map(|(a, b)| (a - b) * (a - b))
                     .sum::<f64>()
                     .sqrt()
+                    + 0.0 // -0.0 (no coordinates) becomes +0.0: diameters compare by bits
             })
         };
         #[cfg(feature = "rayon")]

@@ -190,13 +190,12 @@ struct Entry {
 }
 
 // Heap order: the greatest entry is the earliest in the filtration (smallest diameter, then
-// largest index). Coefficients do not take part.
+// largest index). Coefficients do not take part. Diameters are finite and >= +0.0 (inputs are
+// normalised), and for such floats the order of the bit patterns is the numeric order.
 impl Ord for Entry {
+    #[inline]
     fn cmp(&self, other: &Self) -> Ordering {
-        other
-            .diam
-            .total_cmp(&self.diam)
-            .then(self.index.cmp(&other.index))
+        (other.diam.to_bits(), self.index).cmp(&(self.diam.to_bits(), other.index))
     }
 }
 impl PartialOrd for Entry {
@@ -240,8 +239,36 @@ struct Column {
     v_end: usize,
 }
 
-struct Rips<'a> {
-    dist: &'a DistanceMatrix,
+/// Read access to distances between distinct vertices.
+trait Dist: Sync {
+    fn d(&self, v: usize, u: usize) -> f64;
+}
+
+impl Dist for DistanceMatrix {
+    #[inline]
+    fn d(&self, v: usize, u: usize) -> f64 {
+        self.get(v, u)
+    }
+}
+
+/// The full square matrix, row-major: scanning all `v` against one `u` reads memory in order.
+struct FullMatrix {
+    n: usize,
+    data: Vec<f64>,
+}
+
+impl Dist for FullMatrix {
+    #[inline]
+    fn d(&self, v: usize, u: usize) -> f64 {
+        self.data[u * self.n + v]
+    }
+}
+
+/// Up to this many points the full square matrix is kept beside the triangle (8 n² bytes, 128 MiB).
+const FULL_MATRIX_MAX_POINTS: usize = 4096;
+
+struct Rips<'a, D: Dist> {
+    dist: &'a D,
     n: usize,
     threshold: f64,
     p: u64,
@@ -249,11 +276,24 @@ struct Rips<'a> {
     binom: Binomial,
 }
 
-impl Rips<'_> {
+impl<D: Dist> Rips<'_, D> {
     /// Vertices of simplex `index` of dimension `dim`, largest first.
     fn vertices(&self, mut index: u64, dim: usize, out: &mut Vec<usize>) {
         out.clear();
         let mut top = self.n;
+        if dim == 1 {
+            // Edge {i > j} has index i(i-1)/2 + j: invert the triangular number directly.
+            let mut i = ((1.0 + (1.0 + 8.0 * index as f64).sqrt()) / 2.0) as u64;
+            while i * (i - 1) / 2 > index {
+                i -= 1;
+            }
+            while (i + 1) * i / 2 <= index {
+                i += 1;
+            }
+            out.push(i as usize);
+            out.push((index - i * (i - 1) / 2) as usize);
+            return;
+        }
         for k in (1..=dim + 1).rev() {
             // Largest v < top with C(v, k) <= index (binary search; C(·, k) is increasing).
             let (mut lo, mut hi) = (k - 1, top - 1);
@@ -271,15 +311,6 @@ impl Rips<'_> {
         }
     }
 
-    /// Index of the simplex with these vertices (largest first).
-    fn index_of(&self, verts: impl ExactSizeIterator<Item = usize>) -> u64 {
-        let k = verts.len();
-        verts
-            .enumerate()
-            .map(|(i, v)| self.binom.get(v, k - i))
-            .sum()
-    }
-
     /// Calls `f(diam, index, coef)` for each coface within the threshold, in descending index order,
     /// until it returns false. With `all == false` only cofaces whose new vertex exceeds every vertex
     /// of the simplex (each simplex is then produced from exactly one facet).
@@ -290,7 +321,7 @@ impl Rips<'_> {
         dim: usize,
         verts: &[usize],
         all: bool,
-        mut f: impl FnMut(Entry) -> bool,
+        mut f: impl FnMut(Entry, usize) -> bool,
     ) {
         let mut idx_below = s.index;
         let mut idx_above = 0u64;
@@ -309,7 +340,7 @@ impl Rips<'_> {
             }
             let mut d = s.diam;
             for &u in verts {
-                d = d.max(self.dist.get(v, u));
+                d = d.max(self.dist.d(v, u));
             }
             if d > self.threshold {
                 continue;
@@ -324,30 +355,77 @@ impl Rips<'_> {
                 index: idx_above + self.binom.get(v, k + 1) + idx_below,
                 coef,
             };
-            if !f(e) {
+            if !f(e, v) {
                 return;
             }
         }
     }
 
-    /// The coface of `s` with the same diameter and the largest index (the pivot of its unreduced
-    /// coboundary when it has zero persistence), if any.
-    fn zero_apparent_cofacet(&self, s: Entry, dim: usize, verts: &[usize]) -> Option<Entry> {
-        let mut found = None;
-        self.cofaces(s, dim, verts, true, |e| {
-            if e.diam <= s.diam {
-                found = Some(e);
-                false
-            } else {
-                true
+    /// The largest vertex `v > v_floor` (or `>= 0` when `v_floor` is `None`) outside `verts`
+    /// within `diam` of every vertex of `verts`: the new vertex of the coface of largest index
+    /// among those with diameter `diam`.
+    #[inline]
+    fn first_zero_coface_vertex(
+        &self,
+        verts: &[usize],
+        diam: f64,
+        v_floor: Option<usize>,
+    ) -> Option<usize> {
+        let lo = v_floor.map_or(0, |f| f + 1);
+        (lo..self.n)
+            .rev()
+            .find(|&v| verts.iter().all(|&u| self.dist.d(v, u) <= diam) && !verts.contains(&v))
+    }
+
+    /// Index of the simplex `verts ∪ {v}` and the coefficient of it in `δ(verts)` (times `coef`).
+    fn coface_with(&self, verts: &[usize], v: usize, coef: u64) -> (u64, u64) {
+        let len = verts.len() + 1;
+        let mut index = 0;
+        let mut below = 0;
+        let mut pos = 0;
+        let mut placed = false;
+        for &u in verts {
+            if !placed && v > u {
+                index += self.binom.get(v, len - pos);
+                pos += 1;
+                placed = true;
             }
-        });
-        found
+            if u < v {
+                below += 1;
+            }
+            index += self.binom.get(u, len - pos);
+            pos += 1;
+        }
+        if !placed {
+            index += self.binom.get(v, 1);
+        }
+        let c = if below % 2 == 1 {
+            (self.p - coef) % self.p
+        } else {
+            coef
+        };
+        (index, c)
+    }
+
+    /// The coface of `s` with the same diameter and the largest index (the pivot of its unreduced
+    /// coboundary when it has zero persistence), if any, with its new vertex.
+    fn zero_apparent_cofacet(&self, s: Entry, verts: &[usize]) -> Option<(Entry, usize)> {
+        let v = self.first_zero_coface_vertex(verts, s.diam, None)?;
+        let (index, coef) = self.coface_with(verts, v, s.coef);
+        Some((
+            Entry {
+                diam: s.diam,
+                index,
+                coef,
+            },
+            v,
+        ))
     }
 
     /// The facet of `t` (dimension `dim`, vertices `verts`) with the same diameter and the smallest
-    /// index, with the coefficient of `t` in that facet's coboundary.
-    fn zero_apparent_facet(&self, t: Entry, dim: usize, verts: &[usize]) -> Option<Entry> {
+    /// index, with the coefficient of `t` in that facet's coboundary, and the position (in `verts`)
+    /// of the vertex removed.
+    fn zero_apparent_facet(&self, t: Entry, dim: usize, verts: &[usize]) -> Option<(Entry, usize)> {
         // Removing the largest vertex first gives facets in ascending index order.
         for j in 0..=dim {
             let mut d = 0.0f64;
@@ -357,33 +435,60 @@ impl Rips<'_> {
                 }
                 for (b, &y) in verts.iter().enumerate().skip(a + 1) {
                     if b != j {
-                        d = d.max(self.dist.get(x, y));
+                        d = d.max(self.dist.d(x, y));
                     }
                 }
             }
             if d >= t.diam {
-                let index = self.index_of(
-                    verts
-                        .iter()
-                        .enumerate()
-                        .filter(|&(a, _)| a != j)
-                        .map(|(_, &v)| v)
-                        .collect::<Vec<_>>()
-                        .into_iter(),
-                );
+                let mut index = 0;
+                let mut k = dim;
+                for (a, &v) in verts.iter().enumerate() {
+                    if a != j {
+                        index += self.binom.get(v, k);
+                        k -= 1;
+                    }
+                }
                 // The removed vertex sits at ascending position dim - j of t.
                 let coef = if (dim - j) % 2 == 1 { self.p - 1 } else { 1 };
-                return Some(Entry {
-                    diam: d,
-                    index,
-                    coef,
-                });
+                return Some((
+                    Entry {
+                        diam: d,
+                        index,
+                        coef,
+                    },
+                    j,
+                ));
             }
         }
         None
     }
 
-    /// When `t` forms a zero-persistence apparent pair with one of its facets, that facet.
+    /// When `t` (vertices `tverts`) forms a zero-persistence apparent pair with one of its facets,
+    /// that facet (its coefficient is that of `t` in the facet's coboundary).
+    fn apparent_facet_of_verts(
+        &self,
+        t: Entry,
+        dim: usize,
+        tverts: &[usize],
+        fverts: &mut Vec<usize>,
+    ) -> Option<Entry> {
+        let (f, j) = self.zero_apparent_facet(t, dim, tverts)?;
+        fverts.clear();
+        fverts.extend(
+            tverts
+                .iter()
+                .enumerate()
+                .filter(|&(a, _)| a != j)
+                .map(|(_, &v)| v),
+        );
+        // `t` itself is a coface of `f` of that diameter; it is the one of largest index unless
+        // some vertex above the removed one also qualifies.
+        self.first_zero_coface_vertex(fverts, f.diam, Some(tverts[j]))
+            .is_none()
+            .then_some(f)
+    }
+
+    /// As [`Self::apparent_facet_of_verts`], decoding the vertices of `t` first.
     fn apparent_facet_of(
         &self,
         t: Entry,
@@ -392,13 +497,30 @@ impl Rips<'_> {
         buf2: &mut Vec<usize>,
     ) -> Option<Entry> {
         self.vertices(t.index, dim, buf);
-        let f = self.zero_apparent_facet(t, dim, buf)?;
-        self.vertices(f.index, dim - 1, buf2);
-        let c = self.zero_apparent_cofacet(Entry { coef: 1, ..f }, dim - 1, buf2)?;
-        (c.index == t.index).then_some(f)
+        self.apparent_facet_of_verts(t, dim, buf, buf2)
     }
 
-    /// True when `s` forms a zero-persistence apparent pair with one of its cofaces.
+    /// True when `s` (vertices `sverts`, dimension `dim`) forms a zero-persistence apparent pair
+    /// with one of its cofaces.
+    fn has_apparent_cofacet_verts(
+        &self,
+        s: Entry,
+        dim: usize,
+        sverts: &[usize],
+        cverts: &mut Vec<usize>,
+    ) -> bool {
+        let Some((c, v)) = self.zero_apparent_cofacet(s, sverts) else {
+            return false;
+        };
+        cverts.clear();
+        cverts.extend(sverts.iter().copied().filter(|&u| u > v));
+        cverts.push(v);
+        cverts.extend(sverts.iter().copied().filter(|&u| u < v));
+        self.zero_apparent_facet(c, dim + 1, cverts)
+            .is_some_and(|(f, _)| f.index == s.index)
+    }
+
+    /// As [`Self::has_apparent_cofacet_verts`], decoding the vertices of `s` first.
     fn has_apparent_cofacet(
         &self,
         s: Entry,
@@ -407,12 +529,7 @@ impl Rips<'_> {
         buf2: &mut Vec<usize>,
     ) -> bool {
         self.vertices(s.index, dim, buf);
-        let Some(c) = self.zero_apparent_cofacet(s, dim, buf) else {
-            return false;
-        };
-        self.vertices(c.index, dim + 1, buf2);
-        self.zero_apparent_facet(c, dim + 1, buf2)
-            .is_some_and(|f| f.index == s.index)
+        self.has_apparent_cofacet_verts(s, dim, buf, buf2)
     }
 
     /// Pushes `coef * δ(s)` onto the heap.
@@ -424,7 +541,7 @@ impl Rips<'_> {
         buf: &mut Vec<usize>,
     ) {
         self.vertices(s.index, dim, buf);
-        self.cofaces(s, dim, buf, true, |e| {
+        self.cofaces(s, dim, buf, true, |e, _| {
             heap.push(e);
             true
         });
@@ -479,7 +596,7 @@ impl Rips<'_> {
             self.vertices(col.index, dim, &mut buf);
             let mut check_emergent = true;
             let mut emergent = None;
-            self.cofaces(col, dim, &buf, true, |e| {
+            self.cofaces(col, dim, &buf, true, |e, _| {
                 if check_emergent && e.diam <= col.diam {
                     if !pivots.contains_key(&e.index)
                         && self
@@ -578,13 +695,35 @@ fn find(parent: &mut [usize], mut x: usize) -> usize {
 pub(crate) fn rips(dist: &DistanceMatrix, config: &VrConfig) -> Result<Barcodes> {
     let n = dist.n;
     let threshold = config.threshold.unwrap_or_else(|| dist.enclosing_radius());
+    if n <= FULL_MATRIX_MAX_POINTS {
+        let mut data = vec![0.0; n * n];
+        for i in 0..n {
+            for j in 0..i {
+                let d = dist.get(i, j);
+                data[i * n + j] = d;
+                data[j * n + i] = d;
+            }
+        }
+        rips_with(dist, &FullMatrix { n, data }, threshold, config)
+    } else {
+        rips_with(dist, dist, threshold, config)
+    }
+}
+
+fn rips_with<D: Dist>(
+    dist: &DistanceMatrix,
+    access: &D,
+    threshold: f64,
+    config: &VrConfig,
+) -> Result<Barcodes> {
+    let n = dist.n;
     let max_dim = config.max_dim;
     let p = u64::from(config.modulus);
     let inv = (0..p)
         .map(|a| if a == 0 { 0 } else { inverse(a, p) })
         .collect();
     let r = Rips {
-        dist,
+        dist: access,
         n,
         threshold,
         p,
@@ -637,9 +776,18 @@ pub(crate) fn rips(dist: &DistanceMatrix, config: &VrConfig) -> Result<Barcodes>
     if max_dim >= 1 {
         stats[1].simplices = edges.len();
         stats[1].cleared = edges.len() - columns.len();
-        let mut buf2 = Vec::new();
         let before = columns.len();
-        columns.retain(|&e| !r.has_apparent_cofacet(e, 1, &mut buf, &mut buf2));
+        let keep = |e: &Entry| {
+            let (mut b1, mut b2) = (Vec::new(), Vec::new());
+            !r.has_apparent_cofacet(*e, 1, &mut b1, &mut b2)
+        };
+        #[cfg(feature = "rayon")]
+        {
+            use rayon::prelude::*;
+            columns = columns.into_par_iter().filter(keep).collect();
+        }
+        #[cfg(not(feature = "rayon"))]
+        columns.retain(keep);
         stats[1].apparent_pairs = before - columns.len();
         sort_reverse_filtration(&mut columns);
         let mut simplices = edges;
@@ -665,8 +813,8 @@ pub(crate) fn rips(dist: &DistanceMatrix, config: &VrConfig) -> Result<Barcodes>
 /// The `dim`-simplices under the threshold (cofaces of the `(dim-1)`-simplices `faces`) and, sorted
 /// in reverse filtration order, those that need a column: not cleared (paired one dimension down,
 /// explicitly or as the coface of an apparent pair) and not the face of an apparent pair.
-fn assemble(
-    r: &Rips<'_>,
+fn assemble<D: Dist>(
+    r: &Rips<'_, D>,
     dim: usize,
     faces: &[Entry],
     pivots: &IndexMap<u32>,
@@ -678,16 +826,21 @@ fn assemble(
         let (mut buf, mut buf2, mut buf3) = (Vec::new(), Vec::new(), Vec::new());
         let mut out = Vec::new();
         r.vertices(s.index, dim - 1, &mut buf);
-        r.cofaces(Entry { coef: 1, ..*s }, dim - 1, &buf, false, |t| {
-            out.push(Entry { coef: 1, ..t });
+        r.cofaces(Entry { coef: 1, ..*s }, dim - 1, &buf, false, |t, v| {
+            out.push((Entry { coef: 1, ..t }, v));
             true
         });
-        out.into_iter().map(move |t| {
+        out.into_iter().map(move |(t, v)| {
+            // The new vertex exceeds every vertex of the face.
+            buf2.clear();
+            buf2.push(v);
+            buf2.extend_from_slice(&buf);
             let tag = if pivots.contains_key(&t.index)
-                || r.apparent_facet_of(t, dim, &mut buf2, &mut buf3).is_some()
+                || r.apparent_facet_of_verts(t, dim, &buf2, &mut buf3)
+                    .is_some()
             {
                 1u8
-            } else if r.has_apparent_cofacet(t, dim, &mut buf2, &mut buf3) {
+            } else if r.has_apparent_cofacet_verts(t, dim, &buf2, &mut buf3) {
                 2
             } else {
                 0
