@@ -7,6 +7,10 @@
 //!   over Z/p, with Ripser's algorithm (cohomology, clearing, implicit coboundaries in the
 //!   combinatorial number system, apparent and emergent pairs, union-find in dimension 0).
 //! - [`vr_barcodes_brute_force`]: the same diagrams from an explicit boundary matrix (the oracle).
+//! - [`bottleneck_distance`]: the exact bottleneck distance (candidate values, binary search,
+//!   Hopcroft-Karp); [`wasserstein_distance`]: the q-Wasserstein distance (Hungarian method exactly,
+//!   auction with a certified relative error for large diagrams). Both use the L∞ ground metric and
+//!   match points at infinity only among themselves, as Hera and GUDHI do.
 //!
 //! # Conventions
 //! - Filtration value of a simplex = its **diameter** (largest pairwise distance), as Ripser.
@@ -35,14 +39,22 @@
 //! the reference tests agree to 1e-6 relative.
 #![forbid(unsafe_code)]
 
+mod auction;
+mod bottleneck;
 mod brute;
 mod diagram;
 mod error;
 mod input;
 mod vr;
+mod wasserstein;
 
+pub use bottleneck::bottleneck_distance;
 pub use brute::vr_barcodes_brute_force;
 pub use diagram::{Barcodes, Diagram, DimStats, Interval};
 pub use error::{Error, Result};
 pub use input::{VrConfig, MAX_DIM, MAX_MODULUS};
 pub use vr::{vr_barcodes, vr_barcodes_from_distances, vr_barcodes_with_metric};
+pub use wasserstein::{
+    wasserstein_distance, wasserstein_distance_with, WassersteinConfig, WassersteinMethod,
+    WassersteinResult,
+};

@@ -9,7 +9,7 @@ use crate::common::assert_diagrams_close;
 /// rounding on each side of every distance.
 const RIPSER_REL: f64 = 1e-6;
 
-fn load_diagram(name: &str, dim: usize) -> Diagram {
+pub(crate) fn load_diagram(name: &str, dim: usize) -> Diagram {
     let path = reference_dir()
         .join("ph")
         .join(format!("{name}.H{dim}.txt"));
