@@ -63,6 +63,14 @@ pub enum Error {
         /// The limit, rendered.
         limit: String,
     },
+    /// A NaN or infinite value in the input.
+    #[error("non-finite value at index {index} ({count} in total)")]
+    NonFinite {
+        /// Index of the first non-finite value.
+        index: usize,
+        /// How many non-finite values there are.
+        count: usize,
+    },
     /// Burnside's sum was not divisible by the group order: the fixed-point function or the list of
     /// group elements is inconsistent.
     #[error("Burnside sum {sum} is not divisible by the group order {order}")]

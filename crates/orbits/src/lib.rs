@@ -42,8 +42,10 @@ mod error;
 mod expr;
 mod group;
 mod named;
+mod network;
 mod perm;
 mod schreier_sims;
+mod stabiliser;
 
 pub use burnside::{
     brute_force_colouring_orbits, burnside_count, burnside_count_classes, BRUTE_FORCE_LIMIT,
@@ -53,4 +55,14 @@ pub use error::{Error, Result};
 pub use expr::{direct_product, wreath_product, GroupExpr};
 pub use group::{factorial, FactorKind, FactorSummary, PermGroup, ProductReplacement};
 pub use named::{alternating_group, cyclic_group, dihedral_group, symmetric_group};
+pub use network::{
+    log2_big, weight_graph, weight_space_symmetry, Activation, IndexSpace, NetworkShape, NormKind,
+    SpaceKind, SymmetryComponent, SymmetryReport, TensorRole, WeightGraph, WeightTensor,
+};
 pub use perm::Perm;
+pub use petgraph;
+pub use stabiliser::{
+    canonical_permutation, canonical_savings, log2_orbit_size, permute_cols, permute_rows,
+    signed_unit_stabiliser, unit_stabiliser, unit_stabiliser_by_key, unit_stabiliser_of_rows,
+    CanonicalSavings, UnitStabiliser,
+};
