@@ -26,7 +26,16 @@ pub(crate) fn config_from_json(path: &Path, tensors: &[TensorInfo]) -> Result<Mo
             )),
             Err(e) => return Err(Error::io(path, e)),
         };
-    let v: serde_json::Value = serde_json::from_slice(&text).map_err(|e| Error::Malformed {
+    config_from_json_bytes(path, &text, tensors)
+}
+
+/// Parses the text of a `config.json`; `path` is used in errors.
+pub(crate) fn config_from_json_bytes(
+    path: &Path,
+    text: &[u8],
+    tensors: &[TensorInfo],
+) -> Result<ModelConfig> {
+    let v: serde_json::Value = serde_json::from_slice(text).map_err(|e| Error::Malformed {
         path: path.to_path_buf(),
         offset: 0,
         reason: format!("bad JSON at line {} column {}: {e}", e.line(), e.column()),

@@ -33,7 +33,7 @@ pub use cache::{sha256_file, Cache, Pinned};
 pub use dtype::DType;
 pub use error::{Error, Result};
 pub use gguf::{parse_gguf_bytes, GgufMetadata, GgufValue};
-pub use model::{Architecture, Model, ModelConfig, ModelDescription};
+pub use model::{fuzzing, Architecture, Model, ModelConfig, ModelDescription};
 pub use quant::{dequantize, dequantize_into};
 pub use roles::{Param, Role};
 pub use safetensors::parse_safetensors_bytes;

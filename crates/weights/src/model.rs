@@ -178,18 +178,24 @@ impl Model {
         Model::from_parsed(p.clone(), p, Storage::Owned(bytes), parsed)
     }
 
+    /// Builds a model from safetensors bytes and the text of its `config.json`, both held in
+    /// memory; errors name `<bytes>`.
+    ///
+    /// # Errors
+    /// As [`Model::open`].
+    pub fn from_safetensors_bytes(bytes: Vec<u8>, config_json: &[u8]) -> Result<Model> {
+        let p = PathBuf::from("<bytes>");
+        let parsed = parse_safetensors(&bytes, &p)?;
+        let config = crate::config::config_from_json_bytes(&p, config_json, &parsed.tensors)?;
+        Model::assemble(p.clone(), p, Storage::Owned(bytes), parsed, config, None)
+    }
+
     fn from_parsed(
         path: PathBuf,
         file: PathBuf,
         storage: Storage,
         parsed: ParsedFile,
     ) -> Result<Model> {
-        let by_name = parsed
-            .tensors
-            .iter()
-            .enumerate()
-            .map(|(i, t)| (t.name.clone(), i))
-            .collect();
         let (config, tokenizer) = match parsed.format {
             Format::Gguf => {
                 let md = parsed.metadata.as_ref().expect("GGUF parse gives metadata");
@@ -206,6 +212,23 @@ impl Model {
                 (cfg, tok.is_file().then_some(tok))
             }
         };
+        Model::assemble(path, file, storage, parsed, config, tokenizer)
+    }
+
+    fn assemble(
+        path: PathBuf,
+        file: PathBuf,
+        storage: Storage,
+        parsed: ParsedFile,
+        config: ModelConfig,
+        tokenizer: Option<PathBuf>,
+    ) -> Result<Model> {
+        let by_name = parsed
+            .tensors
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.name.clone(), i))
+            .collect();
         Ok(Model {
             path,
             file,
@@ -431,5 +454,43 @@ fn model_file_in_dir(dir: &Path) -> Result<PathBuf> {
             path: dir.to_path_buf(),
             reason: format!("{n} gguf files; open one file"),
         }),
+    }
+}
+
+/// Entry points for fuzzers: parse bytes as the reader would, then convert every tensor. Any
+/// outcome other than a panic is acceptable; used by `crates/weights/fuzz` and by the seeded
+/// mutation test in the normal suite.
+pub mod fuzzing {
+    use super::Model;
+    use crate::dtype::DType;
+
+    /// Largest tensor (elements) converted while fuzzing, so huge-but-valid inputs stay fast.
+    const MAX_ELEMS: u64 = 1 << 20;
+
+    fn convert_all(m: &Model) {
+        for t in m.tensors() {
+            if t.n_elems() <= MAX_ELEMS && !matches!(t.dtype, DType::I64 | DType::Other(_)) {
+                let _ = m.tensor_f32(&t.name);
+            }
+        }
+        let _ = m.description();
+        let _ = m.n_params();
+    }
+
+    /// Parses `data` as GGUF, builds the model description and converts every tensor.
+    pub fn gguf(data: &[u8]) {
+        let _ = crate::gguf::parse_gguf_bytes(data);
+        if let Ok(m) = Model::from_gguf_bytes(data.to_vec()) {
+            convert_all(&m);
+        }
+    }
+
+    /// Parses `data` as safetensors (with a fixed BERT `config.json`) and converts every tensor.
+    pub fn safetensors(data: &[u8]) {
+        const CONFIG: &[u8] = br#"{"model_type": "bert", "hidden_size": 4, "num_hidden_layers": 1,
+            "num_attention_heads": 2, "intermediate_size": 8, "vocab_size": 5}"#;
+        if let Ok(m) = Model::from_safetensors_bytes(data.to_vec(), CONFIG) {
+            convert_all(&m);
+        }
     }
 }

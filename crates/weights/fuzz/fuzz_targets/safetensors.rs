@@ -1,0 +1,6 @@
+//! libFuzzer target: safetensors parsing and conversion of every tensor.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    claimlab_weights::fuzzing::safetensors(data);
+});
