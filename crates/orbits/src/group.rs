@@ -102,7 +102,7 @@ pub fn factorial(n: usize) -> BigUint {
 
 /// A permutation group on `0..degree`, given by generators and analysed once at construction.
 ///
-/// See the [module documentation](self) for the method: giants are recognised structurally, the
+/// See the [crate documentation](crate#how-permutation-groups-are-analysed) for the method: giants are recognised structurally, the
 /// rest goes through deterministic Schreier-Sims.
 #[derive(Clone, Debug)]
 pub struct PermGroup {

@@ -7,6 +7,16 @@
 //!   alternating groups on an orbit are recognised structurally (Jordan's theorem), so products of
 //!   symmetric groups of degree in the thousands cost milliseconds; everything else goes through
 //!   deterministic Schreier-Sims.
+//! - Counting: [`burnside_count`] (Burnside's lemma from a fixed-point function),
+//!   [`burnside_count_classes`], [`CycleIndex`] (Pólya cycle index of `S_n`, `A_n`, `C_n`, `D_n`,
+//!   direct and wreath products, or of any small group by enumeration) and
+//!   [`CycleIndex::colourings`]; [`GroupExpr`] parses `S4 x C3`, `S2 wr S3`;
+//!   [`brute_force_colouring_orbits`] checks all of them on small cases.
+//! - Networks: [`weight_graph`] (petgraph graph of index spaces and weight matrices),
+//!   [`weight_space_symmetry`] (the function-preserving group per component, exact order and
+//!   `log2`, continuous part as a Lie dimension), the stabiliser of concrete weights
+//!   ([`unit_stabiliser_of_rows`], [`signed_unit_stabiliser`]), [`canonical_permutation`] and the
+//!   bits a canonical form can save ([`canonical_savings`]).
 //!
 //! # Conventions
 //! - Points are 0-based in the API; cycle notation (parsing and `Display`) is 1-based as in GAP.
@@ -30,6 +40,60 @@
 //! assert_eq!(cube.order().to_string(), "43252003274489856000");
 //! # Ok::<(), claimlab_orbits::Error>(())
 //! ```
+//!
+//! # How permutation groups are analysed
+//! The generators are split into classes of orbits: two orbits belong to the same class when one
+//! generator moves points of both. Generators of different classes have disjoint supports, so the
+//! group is the direct product of the groups of the classes (a *factor* each). A factor that is one
+//! orbit of size `m >= 8` is tested for being the whole symmetric or alternating group on its orbit
+//! (a "giant") by Jordan's theorem: a transitive group of degree `m` that contains a `p`-cycle for a
+//! prime `m/2 < p <= m - 3` is primitive and therefore contains `A_m` (Dixon and Mortimer,
+//! *Permutation Groups*, 1996, Thm 3.3E; the same test as GAP's `IsNaturalSymmetricGroup`). Such a
+//! `p`-cycle is the power `x^(L/p)` of an element `x` with a cycle of length `p`; the candidates `x`
+//! are the generators and a fixed, seeded sequence of product-replacement elements. The result is a
+//! proof, not a guess: when the test succeeds the factor is `S_m` (some generator is odd) or `A_m`,
+//! with a closed-form BSGS. Every other factor gets deterministic Schreier-Sims on its own points
+//! (Holt, Eick, O'Brien, *Handbook of Computational Group Theory*, 2005, §4.4.2). So a product of symmetric groups of degree thousands costs a few
+//! dozen permutation products per block, while a large factor that is neither giant nor small falls
+//! back to Schreier-Sims, whose cost grows like `m^5` in the worst case.
+//!
+//! # Weight-space symmetry of a network
+//!
+//! The weight-space symmetry of a transformer: which relabellings of hidden units, heads and
+//! coordinates leave the network's function unchanged, and how big that group is.
+//!
+//! The model is a graph ([`weight_graph`]): nodes are index spaces (the residual stream, each MLP
+//! hidden layer, each key/value group's query-key and value-output spaces, the vocabulary), edges
+//! are weight matrices mapping one space into another. The symmetry group is read off the graph
+//! ([`weight_space_symmetry`]), one component per node plus one per attention layer for the head
+//! permutations:
+//!
+//! ```text
+//! space                 discrete part (signed coordinate permutations)   continuous part (Lie dim)
+//! MLP hidden, GELU/SiLU S_dff                                            0
+//! MLP hidden, ReLU      S_dff                                            d_ff   (positive scaling)
+//! MLP hidden, tanh      C2 ≀ S_dff  (sign flips: tanh is odd)            0
+//! MLP hidden, identity  C2 ≀ S_dff                                       d_ff²  (GL(d_ff))
+//! gated MLP (act(G x) ⊙ U x): the up row is linear, so ×2 signs and +d_ff dims on top of the above
+//! heads of one layer    S_q ≀ S_g  (g key/value groups of q query heads) 0
+//! query-key space       C2 ≀ S_dh without RoPE; C4^(dh/2) with RoPE      dh² (GL) or dh (C*^(dh/2))
+//! value-output space    C2 ≀ S_dh                                        dh²    (GL(dh))
+//! residual, LayerNorm   S_d                                              (d-1)(d-2)/2 without affine
+//! residual, RMSNorm     C2 ≀ S_d                                         d(d-1)/2 without gain (O(d))
+//! residual, no norm     C2 ≀ S_d                                         d²     (GL(d))
+//! ```
+//!
+//! *Discrete part* means: the group of signed permutations of parameter coordinates that leave
+//! the function unchanged. This is what a lossless canonical form can exploit, and its order is
+//! exact. The continuous factors (scalings, orthogonal or general linear changes of basis) are
+//! reported only by their dimension; they contain some of the discrete elements (a signed
+//! permutation is orthogonal), which is why the two are kept apart rather than multiplied.
+//!
+//! When the residual stream is itself the model's output (an embedding model read out by pooling),
+//! relabelling it changes the output, so the residual component is reported with order 1 and a
+//! note. References: Hecht-Nielsen, "On the algebraic structure of feedforward network weight
+//! spaces" (1990) for permutation and sign symmetries; Neyshabur et al. (2015) for ReLU scaling;
+//! Ashkboos et al., "SliceGPT" (2024) for the orthogonal symmetry of RMSNorm residual streams.
 //!
 //! # Accuracy
 //! All group orders and orbit counts are exact integers; the only floating-point outputs are
@@ -59,6 +123,7 @@ pub use network::{
     log2_big, weight_graph, weight_space_symmetry, Activation, IndexSpace, NetworkShape, NormKind,
     SpaceKind, SymmetryComponent, SymmetryReport, TensorRole, WeightGraph, WeightTensor,
 };
+pub use num_bigint;
 pub use perm::Perm;
 pub use petgraph;
 pub use stabiliser::{

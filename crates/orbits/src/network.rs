@@ -437,7 +437,7 @@ fn signed_perm_order(n: usize) -> BigUint {
 /// Derives the function-preserving symmetry group of a network from its weight graph.
 ///
 /// # Arguments
-/// * `shape` – the network description; see the [module documentation](self) for the rules.
+/// * `shape` – the network description; see the [crate documentation](crate#weight-space-symmetry-of-a-network) for the rules.
 ///
 /// # Returns
 /// A [`SymmetryReport`] with one component per index space and per attention layer.
