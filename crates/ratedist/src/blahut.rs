@@ -93,7 +93,6 @@ impl DistortionMatrix {
 
 /// Settings of [`blahut_arimoto`].
 #[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
 pub struct BlahutConfig {
     /// Stop once the certified gap R_upper − R_lower ≤ this, in nats (default
     /// [`tol::BA_GAP_NATS`]).

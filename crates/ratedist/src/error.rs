@@ -76,7 +76,6 @@ pub(crate) fn check_finite(name: &'static str, xs: &[f64]) -> Result<()> {
 }
 
 /// Rejects NaN and ±∞ in an f32 slice.
-#[allow(dead_code)] // used by the quantizers
 pub(crate) fn check_finite_f32(name: &'static str, xs: &[f32]) -> Result<()> {
     let mut first = None;
     let mut count = 0usize;

@@ -28,15 +28,22 @@
 #![forbid(unsafe_code)]
 
 mod blahut;
+mod codebook;
+mod ecsq;
 mod entropy_est;
 mod error;
 mod gaussian;
+mod lloyd;
+mod quant;
 mod special;
 pub mod tol;
+mod uniform;
 
 pub use blahut::{
     blahut_arimoto, blahut_arimoto_sweep, BlahutConfig, BlahutPoint, BlahutStop, DistortionMatrix,
 };
+pub use codebook::{fixed_codebook_quantize, nf4_quantize, NF4_LEVELS};
+pub use ecsq::{ecsq_quantize, uniform_ecsq_density, EcsqConfig, EcsqPoint, EcsqRecon};
 pub use entropy_est::{
     histogram_entropy_bits, kl_entropy_1d_bits, kl_entropy_bits, HistogramEntropy,
 };
@@ -45,3 +52,8 @@ pub use gaussian::{
     binary_hamming_rate_bits, gaussian_distortion_mse, gaussian_rate_bits, reverse_water_filling,
     shannon_lower_bound_bits, WaterFilling,
 };
+pub use lloyd::{
+    lloyd_fit_samples, lloyd_max_density, lloyd_quantize, LloydConfig, LloydFit, LloydInit,
+};
+pub use quant::{Quantized, CODEBOOK_VALUE_BITS, SCALE_BITS};
+pub use uniform::{uniform_quantize, Granularity, UniformConfig, UniformMode};
