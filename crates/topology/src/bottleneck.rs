@@ -95,32 +95,82 @@ pub(crate) fn to_diagonal(a: &Interval) -> f64 {
     (a.death - a.birth) / 2.0
 }
 
+/// At most this many pair distances are held at once while searching for the optimal value.
+const CANDIDATE_BATCH: usize = 1 << 14;
+
 /// Bottleneck distance between finite, off-diagonal point sets.
+///
+/// The optimum is one of the values `(d − b)/2` or `‖a − b‖∞`. The diagonal values are searched
+/// first; the pair distances inside the remaining bracket `(lo, hi)` are then counted, and either
+/// all kept (few) or subsampled at an even stride to shrink the bracket, so memory stays
+/// `O(CANDIDATE_BATCH)` whatever the diagram sizes.
 fn finite_bottleneck(a: &[Interval], b: &[Interval]) -> f64 {
+    finite_bottleneck_batched(a, b, CANDIDATE_BATCH)
+}
+
+fn finite_bottleneck_batched(a: &[Interval], b: &[Interval], batch: usize) -> f64 {
     if a.is_empty() && b.is_empty() {
         return 0.0;
     }
-    // Everything to the diagonal is always possible.
-    let upper = a.iter().chain(b).map(to_diagonal).fold(0.0, f64::max);
-    let b_sorted = BirthIndex::new(b);
-    let mut candidates: Vec<f64> = a.iter().chain(b).map(to_diagonal).collect();
-    for x in a {
-        b_sorted.for_each_within(x, upper, |_, d| candidates.push(d));
-    }
-    candidates.sort_unstable_by(f64::total_cmp);
-    candidates.dedup();
-    let a_sorted = BirthIndex::new(a);
-    // Smallest feasible candidate; the largest (`upper`) is always feasible.
-    let (mut lo, mut hi) = (0usize, candidates.len() - 1);
-    while lo < hi {
-        let mid = lo + (hi - lo) / 2;
-        if feasible(a, b, &a_sorted, &b_sorted, candidates[mid]) {
-            hi = mid;
-        } else {
-            lo = mid + 1;
+    let a_idx = BirthIndex::new(a);
+    let b_idx = BirthIndex::new(b);
+    let is_feasible = |eps: f64| feasible(a, b, &a_idx, &b_idx, eps);
+    // Smallest feasible value in a sorted list, with the largest infeasible one before it.
+    let search = |vals: &[f64]| -> (Option<f64>, Option<f64>) {
+        let (mut lo, mut hi) = (0usize, vals.len());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if is_feasible(vals[mid]) {
+                hi = mid;
+            } else {
+                lo = mid + 1;
+            }
+        }
+        (lo.checked_sub(1).map(|k| vals[k]), vals.get(lo).copied())
+    };
+    let mut diag: Vec<f64> = a.iter().chain(b).map(to_diagonal).collect();
+    diag.sort_unstable_by(f64::total_cmp);
+    diag.dedup();
+    // Everything to the diagonal is always possible: the largest diagonal value is feasible.
+    let (below, best) = search(&diag);
+    let mut hi = best.unwrap_or(diag[diag.len() - 1]);
+    let mut lo = below.unwrap_or(-1.0);
+    loop {
+        // Pair distances strictly inside (lo, hi): count, then keep all or an even subsample.
+        let mut count = 0usize;
+        for x in a {
+            b_idx.for_each_within(x, hi, |_, d| count += usize::from(d > lo && d < hi));
+        }
+        if count == 0 {
+            return hi;
+        }
+        let stride = count.div_ceil(batch);
+        let mut vals = Vec::with_capacity(count.min(batch) + 1);
+        let mut k = 0usize;
+        for x in a {
+            b_idx.for_each_within(x, hi, |_, d| {
+                if d > lo && d < hi {
+                    if k % stride == 0 {
+                        vals.push(d);
+                    }
+                    k += 1;
+                }
+            });
+        }
+        vals.sort_unstable_by(f64::total_cmp);
+        vals.dedup();
+        let (below, best) = search(&vals);
+        if let Some(h) = best {
+            hi = h;
+        }
+        if let Some(l) = below {
+            lo = l;
+        }
+        if stride == 1 {
+            // Every candidate in the bracket was tried.
+            return hi;
         }
     }
-    candidates[lo]
 }
 
 /// Points sorted by birth, for range queries `|birth − x.birth| <= eps`.
@@ -292,5 +342,36 @@ mod tests {
         // Perfect matching needing an augmenting path: 0 -> {0,1}, 1 -> {0}.
         assert_eq!(hopcroft_karp(2, 2, &[0, 2, 3], &[0, 1, 0]), 2);
         assert_eq!(hopcroft_karp(0, 0, &[0], &[]), 0);
+    }
+
+    /// The subsampling search (tiny batches) gives exactly the all-candidates answer.
+    #[test]
+    fn batched_search_is_exact() {
+        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 11) as f64 / (1u64 << 53) as f64
+        };
+        for trial in 0..50 {
+            let mut mk = |n: usize| -> Vec<Interval> {
+                (0..n)
+                    .map(|_| {
+                        let b = (next() * 8.0).round() / 8.0;
+                        Interval::new(b, b + 0.125 + (next() * 8.0).round() / 8.0)
+                    })
+                    .collect()
+            };
+            let (a, b) = (mk(20 + trial), mk(25));
+            let full = finite_bottleneck_batched(&a, &b, usize::MAX);
+            for batch in [1, 2, 3, 7] {
+                let got = finite_bottleneck_batched(&a, &b, batch);
+                assert!(
+                    got.to_bits() == full.to_bits(),
+                    "batch {batch}: {got} vs {full}"
+                );
+            }
+        }
     }
 }
