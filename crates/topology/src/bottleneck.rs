@@ -150,7 +150,7 @@ fn finite_bottleneck_batched(a: &[Interval], b: &[Interval], batch: usize) -> f6
         for x in a {
             b_idx.for_each_within(x, hi, |_, d| {
                 if d > lo && d < hi {
-                    if k % stride == 0 {
+                    if k.is_multiple_of(stride) {
                         vals.push(d);
                     }
                     k += 1;
