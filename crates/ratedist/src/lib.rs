@@ -35,6 +35,7 @@ mod error;
 mod gaussian;
 mod lloyd;
 mod quant;
+mod rans;
 mod special;
 pub mod tol;
 mod uniform;
@@ -56,4 +57,8 @@ pub use lloyd::{
     lloyd_fit_samples, lloyd_max_density, lloyd_quantize, LloydConfig, LloydFit, LloydInit,
 };
 pub use quant::{Quantized, CODEBOOK_VALUE_BITS, SCALE_BITS};
+pub use rans::{
+    coded_size, decode_symbols, empirical_entropy_bits, encode_symbols, CodedSize,
+    MAX_DISTINCT_SYMBOLS, MAX_STREAM_SYMBOLS,
+};
 pub use uniform::{uniform_quantize, Granularity, UniformConfig, UniformMode};
