@@ -46,6 +46,7 @@
 // us spell every one with `partial_cmp`, which reads worse.
 #![allow(clippy::neg_cmp_op_on_partial_ord)]
 
+mod bootstrap;
 mod compare;
 mod csn;
 mod error;
@@ -53,6 +54,7 @@ mod optimize;
 mod specfun;
 mod tol;
 
+pub use bootstrap::{bootstrap_p_value, BootstrapConfig, BootstrapResult, BOOTSTRAP_BATCH};
 pub use compare::{
     compare_all, compare_power_law, Alternative, AlternativeParams, LikelihoodRatio,
 };

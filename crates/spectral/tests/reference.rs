@@ -159,3 +159,70 @@ fn likelihood_ratios_match_csn_reference() {
         );
     }
 }
+
+/// Bootstrap p-value within 3 combined Monte Carlo standard errors of the reference.
+fn check_bootstrap(name: &str, replicates: usize, seed: u64) {
+    use claimlab_spectral::{bootstrap_p_value, BootstrapConfig};
+    let reference = read_json(spectral(name));
+    let data = read_column(spectral(reference["file"].as_str().unwrap()));
+    let cfg = PowerLawConfig::continuous();
+    let fit = fit_power_law(&data, &cfg).unwrap();
+    let boot = BootstrapConfig::new(replicates, seed);
+    let r = bootstrap_p_value(&data, &cfg, &fit, &boot).unwrap();
+    let p_ref = reference["p"].as_f64().unwrap();
+    let b_ref = reference["B"].as_f64().unwrap();
+    // standard errors from the pooled p (a p of 0 would give a zero error)
+    let pooled = (p_ref * b_ref + r.p_value * replicates as f64) / (b_ref + replicates as f64);
+    let pooled = pooled.max(1.0 / (b_ref + replicates as f64));
+    let se = (pooled * (1.0 - pooled) * (1.0 / b_ref + 1.0 / replicates as f64)).sqrt();
+    eprintln!("{name}: p = {} vs {p_ref} (3 se = {})", r.p_value, 3.0 * se);
+    // 3 standard errors: two-sided false alarm about 0.3 %
+    assert!(
+        (r.p_value - p_ref).abs() <= 3.0 * se,
+        "{name}: p = {} vs {p_ref}",
+        r.p_value
+    );
+}
+
+#[test]
+fn bootstrap_small_matches_reference() {
+    check_bootstrap("boot_pareto_alpha2.5_xmin1_n1000.json", 400, 17);
+}
+
+/// Full-size bootstrap checks (minutes on 2 cores):
+/// `cargo test --release -p claimlab-spectral --test reference -- --ignored bootstrap_full`
+#[test]
+#[ignore]
+fn bootstrap_full_matches_reference() {
+    check_bootstrap("boot_pareto_alpha2.5_xmin1_n1000.json", 2500, 1);
+    check_bootstrap("boot_exponential_rate1_n5000.json", 1000, 2);
+    check_bootstrap("boot_lognormal_mu0_sigma1_n10000.json", 1000, 3);
+    check_bootstrap("boot_pareto_alpha2.5_xmin1_n10000.json", 1000, 4);
+}
+
+#[test]
+fn bootstrap_is_bit_identical_across_thread_counts() {
+    use claimlab_spectral::{bootstrap_p_value, BootstrapConfig};
+    let data = read_column(spectral("pareto_alpha2.5_xmin1_n1000_seed5.txt"));
+    let cfg = PowerLawConfig::continuous();
+    let fit = fit_power_law(&data, &cfg).unwrap();
+    let boot = BootstrapConfig::new(37, 99);
+    let run = |threads| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+            .install(|| bootstrap_p_value(&data, &cfg, &fit, &boot).unwrap())
+    };
+    let one = run(1);
+    let three = run(3);
+    assert_eq!(one.ks_synthetic.len(), 37);
+    let bits = |r: &claimlab_spectral::BootstrapResult| {
+        r.ks_synthetic
+            .iter()
+            .map(|d| d.to_bits())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(bits(&one), bits(&three));
+    assert_eq!(one.p_value.to_bits(), three.p_value.to_bits());
+}
