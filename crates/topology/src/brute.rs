@@ -120,6 +120,7 @@ pub fn vr_barcodes_brute_force(n: usize, lower: &[f64], config: &VrConfig) -> Re
         threshold,
         n_points: n,
         stats: vec![DimStats::default(); config.max_dim + 1],
+        cocycles: Vec::new(),
     })
 }
 

@@ -150,6 +150,20 @@ pub struct Barcodes {
     pub n_points: usize,
     /// Per-dimension counters, indexed like `diagrams` (all zero for the brute-force path).
     pub stats: Vec<DimStats>,
+    /// With [`crate::VrConfig::cocycles`]: one representative cocycle per interval of
+    /// `diagrams[1]`, in the same order; empty otherwise.
+    pub cocycles: Vec<Cocycle>,
+}
+
+/// A representative 1-cocycle of an `H¹` class, as Ripser reports it.
+///
+/// For an interval `[b, d)` the cochain `z = Σ c · [i, j]` satisfies `δz = 0` on every triangle of
+/// diameter below `d`, and it contains the edge that gives birth to the class (diameter `b`); all
+/// its edges have diameter at least `b` (it is a column of the reduction matrix of the coboundary).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Cocycle {
+    /// `(i, j, coefficient)` with vertices `i > j` and a coefficient in `1..p`, sorted.
+    pub edges: Vec<(usize, usize, u32)>,
 }
 
 impl Barcodes {

@@ -15,6 +15,7 @@ pub const MAX_MODULUS: u32 = 65_521;
 /// | `max_dim` | 1 | `--dim 1` (ripser.py `maxdim=1`) |
 /// | `threshold` | `None`: the enclosing radius | `--threshold`, default enclosing radius |
 /// | `modulus` | 2 | `--modulus 2` (ripser.py `coeff=2`) |
+/// | `cocycles` | false | ripser.py `do_cocycles=False` |
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct VrConfig {
     /// Compute diagrams in dimensions `0..=max_dim` (at most [`MAX_DIM`]).
@@ -26,6 +27,9 @@ pub struct VrConfig {
     pub threshold: Option<f64>,
     /// Coefficients in Z/p for this prime p (2 to [`MAX_MODULUS`]).
     pub modulus: u32,
+    /// Also return a representative cocycle for each `H¹` interval ([`crate::Barcodes::cocycles`];
+    /// the fast path only, the brute force ignores it).
+    pub cocycles: bool,
 }
 
 impl Default for VrConfig {
@@ -34,6 +38,7 @@ impl Default for VrConfig {
             max_dim: 1,
             threshold: None,
             modulus: 2,
+            cocycles: false,
         }
     }
 }

@@ -50,7 +50,7 @@ mod wasserstein;
 
 pub use bottleneck::bottleneck_distance;
 pub use brute::vr_barcodes_brute_force;
-pub use diagram::{Barcodes, Diagram, DimStats, Interval};
+pub use diagram::{Barcodes, Cocycle, Diagram, DimStats, Interval};
 pub use error::{Error, Result};
 pub use input::{VrConfig, MAX_DIM, MAX_MODULUS};
 pub use vr::{vr_barcodes, vr_barcodes_from_distances, vr_barcodes_with_metric};

@@ -11,7 +11,7 @@ use std::collections::{BinaryHeap, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::brute::inverse;
-use crate::diagram::{Barcodes, Diagram, DimStats, Interval};
+use crate::diagram::{Barcodes, Cocycle, Diagram, DimStats, Interval};
 use crate::error::{Error, Result};
 use crate::input::{DistanceMatrix, VrConfig};
 
@@ -572,6 +572,20 @@ impl<D: Dist> Rips<'_, D> {
         p
     }
 
+    /// The 1-cocycle `col + Σ entries` as `(i, j, coefficient)` with `i > j`, sorted.
+    fn cocycle(&self, col: Entry, entries: &[Entry]) -> Cocycle {
+        let mut buf = Vec::with_capacity(2);
+        let mut edges: Vec<(usize, usize, u32)> = std::iter::once(&col)
+            .chain(entries)
+            .map(|e| {
+                self.vertices(e.index, 1, &mut buf);
+                (buf[0], buf[1], e.coef as u32)
+            })
+            .collect();
+        edges.sort_unstable();
+        Cocycle { edges }
+    }
+
     /// Reduces the coboundary columns of the `dim`-simplices `columns` (sorted in reverse
     /// filtration order). Returns the pivots (the `(dim+1)`-simplices paired here) for clearing.
     fn reduce(
@@ -580,6 +594,7 @@ impl<D: Dist> Rips<'_, D> {
         columns: &[Entry],
         diagram: &mut Diagram,
         stats: &mut DimStats,
+        mut cocycles: Option<&mut Vec<Cocycle>>,
     ) -> IndexMap<u32> {
         let mut pivots: IndexMap<u32> = IndexMap::default();
         let mut cols: Vec<Column> = Vec::new();
@@ -623,6 +638,13 @@ impl<D: Dist> Rips<'_, D> {
                     diagram
                         .intervals
                         .push(Interval::new(col.diam, f64::INFINITY));
+                    if let Some(out) = cocycles.as_deref_mut() {
+                        let mut entries = Vec::new();
+                        while let Some(e) = self.pop_pivot(&mut reduction) {
+                            entries.push(e);
+                        }
+                        out.push(self.cocycle(col, &entries));
+                    }
                     break;
                 };
                 if let Some(&j) = pivots.get(&piv.index) {
@@ -654,12 +676,15 @@ impl<D: Dist> Rips<'_, D> {
                     self.push_coboundary(s, dim, &mut working, &mut buf2);
                     pivot = self.get_pivot(&mut working);
                 } else {
-                    if piv.diam > col.diam {
-                        diagram.intervals.push(Interval::new(col.diam, piv.diam));
-                    }
                     let v_start = v_entries.len();
                     while let Some(e) = self.pop_pivot(&mut reduction) {
                         v_entries.push(e);
+                    }
+                    if piv.diam > col.diam {
+                        diagram.intervals.push(Interval::new(col.diam, piv.diam));
+                        if let Some(out) = cocycles.as_deref_mut() {
+                            out.push(self.cocycle(col, &v_entries[v_start..]));
+                        }
                     }
                     pivots.insert(
                         piv.index,
@@ -732,6 +757,7 @@ fn rips_with<D: Dist>(
     };
     let mut diagrams = vec![Diagram::new(); max_dim + 1];
     let mut stats = vec![DimStats::default(); max_dim + 1];
+    let mut cocycles: Vec<Cocycle> = Vec::new();
 
     // Dimension 0 by union-find over the edges in filtration order.
     let mut edges: Vec<Entry> = Vec::new();
@@ -798,8 +824,23 @@ fn rips_with<D: Dist>(
                 simplices = if dim < max_dim { next } else { Vec::new() };
                 columns = cols;
             }
-            pivots = r.reduce(dim, &columns, &mut diagrams[dim], &mut stats[dim]);
+            let want = (dim == 1 && config.cocycles).then_some(&mut cocycles);
+            pivots = r.reduce(dim, &columns, &mut diagrams[dim], &mut stats[dim], want);
         }
+    }
+    if config.cocycles && max_dim >= 1 {
+        // Sort H1 and its cocycles together, as `Diagram::sort` orders intervals.
+        let h1 = &mut diagrams[1].intervals;
+        let mut order: Vec<usize> = (0..h1.len()).collect();
+        order.sort_by(|&x, &y| {
+            h1[x]
+                .birth
+                .total_cmp(&h1[y].birth)
+                .then(h1[x].death.total_cmp(&h1[y].death))
+        });
+        *h1 = order.iter().map(|&k| h1[k]).collect();
+        let mut taken: Vec<Option<Cocycle>> = cocycles.into_iter().map(Some).collect();
+        cocycles = order.iter().filter_map(|&k| taken[k].take()).collect();
     }
     diagrams.iter_mut().for_each(Diagram::sort);
     Ok(Barcodes {
@@ -807,6 +848,7 @@ fn rips_with<D: Dist>(
         threshold,
         n_points: n,
         stats,
+        cocycles,
     })
 }
 

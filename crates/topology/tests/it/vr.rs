@@ -27,6 +27,7 @@ fn config(max_dim: usize, modulus: u32, threshold: Option<f64>) -> VrConfig {
         max_dim,
         threshold,
         modulus,
+        cocycles: false,
     }
 }
 
