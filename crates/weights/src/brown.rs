@@ -8,7 +8,6 @@ use crate::error::{Error, Result};
 
 /// One Brown document as plain text.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[non_exhaustive]
 pub struct BrownDoc {
     /// File id, `ca01` .. `cr09`.
     pub id: String,

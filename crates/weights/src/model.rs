@@ -15,7 +15,6 @@ use crate::tensor::{Format, ParsedFile, TensorInfo};
 
 /// Network family.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[non_exhaustive]
 pub enum Architecture {
     /// BERT-style encoder (post-norm LayerNorm, GELU MLP, learned positions).
     BertEncoder,
@@ -25,7 +24,6 @@ pub enum Architecture {
 
 /// Sizes and constants of a model, from `config.json` or GGUF metadata.
 #[derive(Clone, Debug, PartialEq, Serialize)]
-#[non_exhaustive]
 pub struct ModelConfig {
     /// Network family.
     pub arch: Architecture,

@@ -4,7 +4,6 @@ use serde::Serialize;
 
 /// What a tensor does in the network.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
-#[non_exhaustive]
 pub enum Role {
     /// Token (word) embedding table, `[vocab, d_model]`.
     TokenEmbedding,

@@ -20,7 +20,6 @@ pub enum Format {
 
 /// One tensor of a model file.
 #[derive(Clone, Debug, PartialEq, Serialize)]
-#[non_exhaustive]
 pub struct TensorInfo {
     /// Name as stored in the file.
     pub name: String,
