@@ -1,0 +1,191 @@
+//! The registry of claims: every id of `papers/`, with its experiment where one exists.
+//!
+//! The list is written out here (not derived from `papers/`) so that a test can catch the two
+//! drifting apart: an id in one and not the other fails `registry_matches_papers`.
+
+use std::collections::BTreeSet;
+
+use anyhow::{bail, Result};
+
+use crate::{intro, Ctx, Outcome};
+
+/// A claim's experiment.
+pub type RunFn = fn(&mut Ctx) -> Result<Outcome>;
+
+/// One entry of the registry.
+#[derive(Clone, Copy, Debug)]
+pub struct Claim {
+    /// Stable id (as in `papers/`).
+    pub id: &'static str,
+    /// The experiment, or `None` while it is not implemented.
+    pub run: Option<RunFn>,
+}
+
+impl Claim {
+    /// The document prefix of the id (`ccd`, `pipe`, `sys`, `intro`, `aecl`).
+    #[must_use]
+    pub fn prefix(&self) -> &'static str {
+        self.id.split_once('-').map_or(self.id, |(p, _)| p)
+    }
+}
+
+const fn todo(id: &'static str) -> Claim {
+    Claim { id, run: None }
+}
+
+const fn done(id: &'static str, run: RunFn) -> Claim {
+    Claim { id, run: Some(run) }
+}
+
+/// Every claim, in document order.
+pub const CLAIMS: &[Claim] = &[
+    // CLAIM-LIST-START
+    // ccd
+    todo("ccd-1.1"),
+    todo("ccd-1.2"),
+    todo("ccd-2.1"),
+    todo("ccd-3.1"),
+    todo("ccd-4.1"),
+    todo("ccd-5.1"),
+    todo("ccd-6.1"),
+    todo("ccd-7.1"),
+    todo("ccd-7.2"),
+    todo("ccd-8.1"),
+    todo("ccd-9.ratio"),
+    todo("ccd-9.size"),
+    todo("ccd-9.memory"),
+    todo("ccd-9.runtime"),
+    // pipe
+    todo("pipe-thm1"),
+    todo("pipe-thm1.linear"),
+    todo("pipe-thm2"),
+    todo("pipe-pareto"),
+    todo("pipe-thm3"),
+    todo("pipe-lagrangian"),
+    todo("pipe-thm4"),
+    todo("pipe-scale"),
+    todo("pipe-thm5"),
+    todo("pipe-fisher"),
+    todo("pipe-thm6"),
+    todo("pipe-kv"),
+    todo("pipe-smax"),
+    todo("pipe-latency"),
+    todo("pipe-roofline"),
+    todo("pipe-intensity"),
+    // sys
+    todo("sys-1.topology"),
+    todo("sys-1.algebra"),
+    todo("sys-1.rd"),
+    todo("sys-1.memory"),
+    todo("sys-1.runtime"),
+    todo("sys-1.ratio"),
+    todo("sys-1.size"),
+    todo("sys-1.hours"),
+    todo("sys-1.performance"),
+    todo("sys-2.identify"),
+    todo("sys-2.flow"),
+    todo("sys-2.topology"),
+    todo("sys-2.llm"),
+    todo("sys-2.data-influence"),
+    todo("sys-2.remove"),
+    todo("sys-2.cost"),
+    todo("sys-2.exhaustive"),
+    todo("sys-3.bounds"),
+    todo("sys-conclusion"),
+    // intro
+    done("intro-1", intro::claim_1::run),
+    todo("intro-2"),
+    todo("intro-3"),
+    done("intro-entropy", intro::claim_entropy::run),
+    todo("intro-4.memory"),
+    todo("intro-4.flops"),
+    todo("intro-4.roofline"),
+    todo("intro-4.membound"),
+    todo("intro-5.quant"),
+    todo("intro-5.prune"),
+    todo("intro-5.lowrank"),
+    todo("intro-5.distill"),
+    todo("intro-sizes"),
+    todo("intro-adam"),
+    todo("intro-distilbert"),
+    todo("intro-stack"),
+    todo("intro-scaling"),
+    // aecl
+    todo("aecl-1"),
+    todo("aecl-1.lowrank"),
+    todo("aecl-2"),
+    todo("aecl-2.adaptive"),
+    todo("aecl-3"),
+    todo("aecl-3.concentration"),
+    todo("aecl-3.variance"),
+    todo("aecl-3.energy"),
+    todo("aecl-fig1"),
+    todo("aecl-fig2"),
+    todo("aecl-abstract"),
+    // CLAIM-LIST-END
+];
+
+/// Resolves command-line selectors (ids or document prefixes) to claims, in registry order.
+///
+/// # Errors
+/// When a selector matches nothing; the message lists the known prefixes and near ids.
+pub fn select(selectors: &[String]) -> Result<Vec<Claim>> {
+    let mut chosen = BTreeSet::new();
+    for sel in selectors {
+        let sel = sel.trim().to_ascii_lowercase();
+        let hits: Vec<usize> = CLAIMS
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.id == sel || c.prefix() == sel)
+            .map(|(i, _)| i)
+            .collect();
+        if hits.is_empty() {
+            let near: Vec<&str> = CLAIMS
+                .iter()
+                .filter(|c| c.id.starts_with(&sel) || sel.starts_with(c.prefix()))
+                .map(|c| c.id)
+                .take(8)
+                .collect();
+            bail!(
+                "unknown claim or document {sel:?}; documents: ccd, pipe, sys, intro, aecl{}",
+                if near.is_empty() {
+                    String::new()
+                } else {
+                    format!("; close ids: {}", near.join(", "))
+                }
+            );
+        }
+        chosen.extend(hits);
+    }
+    Ok(chosen.into_iter().map(|i| CLAIMS[i]).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::papers;
+
+    #[test]
+    fn registry_matches_papers() {
+        let ours: BTreeSet<&str> = CLAIMS.iter().map(|c| c.id).collect();
+        assert_eq!(ours.len(), CLAIMS.len(), "duplicate id in the registry");
+        let theirs: Vec<String> = papers::all_claims().into_iter().map(|c| c.id).collect();
+        let theirs: BTreeSet<&str> = theirs.iter().map(String::as_str).collect();
+        let only_ours: Vec<_> = ours.difference(&theirs).collect();
+        let only_papers: Vec<_> = theirs.difference(&ours).collect();
+        assert!(
+            only_ours.is_empty() && only_papers.is_empty(),
+            "registry and papers/ disagree: only in registry {only_ours:?}, only in papers {only_papers:?}"
+        );
+    }
+
+    #[test]
+    fn select_by_id_and_prefix() {
+        let by_id = select(&["intro-1".to_string()]).unwrap();
+        assert_eq!(by_id.len(), 1);
+        let by_prefix = select(&["intro".to_string()]).unwrap();
+        assert!(by_prefix.len() >= 2 && by_prefix.iter().all(|c| c.prefix() == "intro"));
+        let err = select(&["nope-3".to_string()]).unwrap_err().to_string();
+        assert!(err.contains("unknown claim"), "{err}");
+    }
+}
