@@ -29,6 +29,7 @@
 
 mod blahut;
 mod codebook;
+mod curve;
 mod ecsq;
 mod entropy_est;
 mod error;
@@ -44,6 +45,7 @@ pub use blahut::{
     blahut_arimoto, blahut_arimoto_sweep, BlahutConfig, BlahutPoint, BlahutStop, DistortionMatrix,
 };
 pub use codebook::{fixed_codebook_quantize, nf4_quantize, NF4_LEVELS};
+pub use curve::{operational_curve, CurvePoint, EntropyEstimator, OperationalCurve};
 pub use ecsq::{ecsq_quantize, uniform_ecsq_density, EcsqConfig, EcsqPoint, EcsqRecon};
 pub use entropy_est::{
     histogram_entropy_bits, kl_entropy_1d_bits, kl_entropy_bits, HistogramEntropy,
