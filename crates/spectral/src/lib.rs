@@ -52,6 +52,7 @@ mod csn;
 mod error;
 mod optimize;
 mod specfun;
+mod spectrum;
 mod tol;
 
 pub use bootstrap::{bootstrap_p_value, BootstrapConfig, BootstrapResult, BOOTSTRAP_BATCH};
@@ -62,3 +63,8 @@ pub use csn::{fit_power_law, PowerLawConfig, PowerLawFit, XminChoice};
 pub use error::{Error, Result};
 pub use faer;
 pub use specfun::functions as special;
+pub use spectrum::{
+    components_for_energy, cumulative_energy, entropy_effective_rank, esd, layer_report,
+    layer_report_f32, participation_ratio, singular_values, singular_values_f32, stable_rank,
+    EsdScale, LayerReport,
+};

@@ -14,3 +14,5 @@ pub(crate) const NM_FTOL: f64 = 1e-11;
 pub(crate) const NM_XTOL: f64 = 1e-10;
 /// Nelder-Mead iteration cap per restart.
 pub(crate) const NM_MAX_ITER: usize = 20_000;
+/// Added to each eigenvalue share in WeightWatcher's spectral entropy (`p = λ/Σλ + 1e-10`).
+pub(crate) const WW_ENTROPY_EPS: f64 = 1e-10;
