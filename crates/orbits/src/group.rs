@@ -24,14 +24,47 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 
 use crate::error::{Error, Result};
 use crate::perm::Perm;
-use crate::schreier_sims::Bsgs;
+use crate::schreier_sims::{Bsgs, Limits};
 
 /// Orbits of this size or larger are tested for being giants; smaller ones go to Schreier-Sims.
 const GIANT_MIN_DEGREE: usize = 8;
-/// How many product-replacement elements the giant test inspects before giving up.
-const GIANT_TRIES: usize = 200;
-/// Fixed seed of the giant test, so that the analysis is deterministic.
-const GIANT_SEED: u64 = 0x6a09_e667_f3bc_c908;
+
+/// Knobs of the group analysis. The defaults keep one construction within about a minute and a
+/// gigabyte on one core; raise them for larger non-giant groups.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct GroupConfig {
+    /// How many product-replacement elements the giant test inspects before it hands the factor
+    /// to Schreier-Sims (default 200; a giant of degree `m` shows a suitable prime cycle in about
+    /// one element in `ln m / ln 2`, so 200 leaves a miss probability far below 1e-9).
+    pub giant_tries: usize,
+    /// Seed of the giant test's random elements (fixed, so the analysis is deterministic).
+    pub giant_seed: u64,
+    /// Most elementary point operations one Schreier-Sims run may spend (default 4·10^10).
+    pub max_schreier_sims_work: u64,
+    /// Most transversal points one Schreier-Sims run may store (default 2^27, 512 MiB).
+    pub max_transversal_entries: u64,
+}
+
+impl Default for GroupConfig {
+    fn default() -> Self {
+        Self {
+            giant_tries: 200,
+            giant_seed: 0x6a09_e667_f3bc_c908,
+            max_schreier_sims_work: 40_000_000_000,
+            max_transversal_entries: 1 << 27,
+        }
+    }
+}
+
+impl GroupConfig {
+    fn limits(&self) -> Limits {
+        Limits {
+            max_work: self.max_schreier_sims_work,
+            max_entries: self.max_transversal_entries,
+        }
+    }
+}
 
 /// What kind of group a factor of a [`PermGroup`] is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -115,6 +148,7 @@ pub struct PermGroup {
     local: Vec<usize>,
     orbit_id: Vec<usize>,
     order: BigUint,
+    config: GroupConfig,
 }
 
 struct Dsu(Vec<usize>);
@@ -173,6 +207,15 @@ impl PermGroup {
     /// assert_eq!(g.order(), &claimlab_orbits::factorial(1536));
     /// ```
     pub fn new(degree: usize, generators: Vec<Perm>) -> Result<Self> {
+        Self::with_config(degree, generators, GroupConfig::default())
+    }
+
+    /// [`PermGroup::new`] with explicit limits and giant-test settings.
+    ///
+    /// # Errors
+    /// As [`PermGroup::new`], and [`Error::TooLarge`] when a Schreier-Sims factor exceeds the
+    /// configured work or memory.
+    pub fn with_config(degree: usize, generators: Vec<Perm>, config: GroupConfig) -> Result<Self> {
         if degree == 0 {
             return Err(Error::InvalidParam {
                 name: "degree",
@@ -191,7 +234,55 @@ impl PermGroup {
                 });
             }
         }
-        Ok(Self::analyse(degree, generators))
+        Self::analyse(degree, generators, config)
+    }
+
+    /// Parses generators written one per line in 1-based cycle notation (`(1,2,3)(4,5)`; blank
+    /// lines and lines starting with `#` skipped) and builds their group. The degree is the
+    /// largest point mentioned unless `degree` is given.
+    ///
+    /// # Errors
+    /// [`Error::Parse`] (with the offset of the line's start added) for a bad line;
+    /// [`Error::NoGenerators`] if there is no permutation; errors of [`PermGroup::new`].
+    pub fn from_cycle_lines(text: &str, degree: Option<usize>) -> Result<Self> {
+        let mut lines = Vec::new();
+        let mut offset = 0;
+        for line in text.split_inclusive('\n') {
+            let t = line.trim();
+            if !t.is_empty() && !t.starts_with('#') {
+                lines.push((offset + (line.len() - line.trim_start().len()), t));
+            }
+            offset += line.len();
+        }
+        if lines.is_empty() {
+            return Err(Error::NoGenerators);
+        }
+        let max_point = lines
+            .iter()
+            .flat_map(|(_, t)| {
+                t.split(|c: char| !c.is_ascii_digit())
+                    .filter_map(|w| w.parse::<usize>().ok())
+            })
+            .max()
+            .unwrap_or(1);
+        let n = degree.unwrap_or(max_point.max(1));
+        let mut gens = Vec::with_capacity(lines.len());
+        for (off, t) in lines {
+            let p = Perm::parse_cycles(t, n).map_err(|e| match e {
+                Error::Parse {
+                    what,
+                    offset,
+                    reason,
+                } => Error::Parse {
+                    what,
+                    offset: offset + off,
+                    reason,
+                },
+                other => other,
+            })?;
+            gens.push(p);
+        }
+        Self::new(n, gens)
     }
 
     /// The trivial group on `degree` points.
@@ -209,7 +300,7 @@ impl PermGroup {
         Self::new(degree, vec![Perm::identity(degree)])
     }
 
-    fn analyse(degree: usize, generators: Vec<Perm>) -> Self {
+    fn analyse(degree: usize, generators: Vec<Perm>, config: GroupConfig) -> Result<Self> {
         // Orbits.
         let mut dsu = Dsu::new(degree);
         for g in &generators {
@@ -257,20 +348,22 @@ impl PermGroup {
                 .collect();
             let transitive = points.iter().all(|&x| orbit_id[x] == orbit_id[points[0]]);
             let repr = if transitive && points.len() >= GIANT_MIN_DEGREE {
-                match giant_test(points.len(), &local_gens) {
+                match giant_test(points.len(), &local_gens, &config) {
                     Some(true) => Repr::Symmetric,
                     Some(false) => Repr::Alternating,
-                    None => Repr::Chain(Bsgs::new(points.len(), &local_gens, &[])),
+                    None => {
+                        Repr::Chain(Bsgs::new(points.len(), &local_gens, &[], config.limits())?)
+                    }
                 }
             } else {
-                Repr::Chain(Bsgs::new(points.len(), &local_gens, &[]))
+                Repr::Chain(Bsgs::new(points.len(), &local_gens, &[], config.limits())?)
             };
             factors.push(Factor { points, repr });
         }
         let order = factors
             .iter()
             .fold(BigUint::one(), |acc, f| acc * f.order());
-        Self {
+        Ok(Self {
             degree,
             generators,
             factors,
@@ -278,7 +371,8 @@ impl PermGroup {
             local,
             orbit_id,
             order,
-        }
+            config,
+        })
     }
 
     /// Number of points.
@@ -388,7 +482,8 @@ impl PermGroup {
     /// The stabiliser of `point`, as a new group (order `|G| / |orbit(point)|`).
     ///
     /// # Errors
-    /// [`Error::InvalidParam`] if `point >= degree`.
+    /// [`Error::InvalidParam`] if `point >= degree`; [`Error::TooLarge`] if the base change
+    /// exceeds the configured Schreier-Sims limits.
     ///
     /// # Complexity
     /// Giant factor: `O(m)`. Schreier-Sims factor: one Schreier-Sims run with `point` first in
@@ -422,10 +517,11 @@ impl PermGroup {
                 }
                 Repr::Chain(b) => {
                     let lp = self.local[point];
-                    let with_p = Bsgs::new(b.n, &b.strong_generators(), &[lp]);
+                    let with_p =
+                        Bsgs::new(b.n, &b.strong_generators(), &[lp], self.config.limits())?;
                     let gens = with_p.level_generators(1);
                     if !gens.is_empty() {
-                        let sub = Bsgs::new(b.n, &gens, &[]);
+                        let sub = Bsgs::new(b.n, &gens, &[], self.config.limits())?;
                         factors.push(Factor {
                             points: f.points.clone(),
                             repr: Repr::Chain(sub),
@@ -434,11 +530,11 @@ impl PermGroup {
                 }
             }
         }
-        Ok(Self::from_factors(self.degree, factors))
+        Ok(Self::from_factors(self.degree, factors, self.config))
     }
 
     /// Rebuilds the bookkeeping from a list of factors (generators: the strong generators).
-    fn from_factors(degree: usize, factors: Vec<Factor>) -> Self {
+    fn from_factors(degree: usize, factors: Vec<Factor>, config: GroupConfig) -> Self {
         let mut factor_of = vec![usize::MAX; degree];
         let mut local = vec![usize::MAX; degree];
         for (fi, f) in factors.iter().enumerate() {
@@ -455,6 +551,7 @@ impl PermGroup {
             local,
             orbit_id: Vec::new(),
             order: BigUint::one(),
+            config,
         };
         let mut gens = g.generators_of_factors();
         if gens.is_empty() {
@@ -691,7 +788,7 @@ fn is_prime(p: usize) -> bool {
 
 /// Jordan's test on a transitive group of degree `m >= 8` given by local generators.
 /// `Some(true)`: symmetric; `Some(false)`: alternating; `None`: not shown to be a giant.
-fn giant_test(m: usize, gens: &[Perm]) -> Option<bool> {
+fn giant_test(m: usize, gens: &[Perm], config: &GroupConfig) -> Option<bool> {
     let has_big_prime_cycle = |x: &Perm| -> bool {
         let ct = x.cycle_type();
         (m / 2 + 1..=m.saturating_sub(3)).any(|p| ct[p] > 0 && is_prime(p))
@@ -700,8 +797,8 @@ fn giant_test(m: usize, gens: &[Perm]) -> Option<bool> {
     if gens.iter().any(has_big_prime_cycle) {
         return Some(odd);
     }
-    let mut pr = ProductReplacement::from_generators(gens, GIANT_SEED);
-    for _ in 0..GIANT_TRIES {
+    let mut pr = ProductReplacement::from_generators(gens, config.giant_seed);
+    for _ in 0..config.giant_tries {
         let x = pr.next_element();
         if has_big_prime_cycle(&x) {
             return Some(odd);
@@ -1032,6 +1129,54 @@ mod tests {
         }
         // 400 nearly uniform draws from 20 elements miss one with probability < 20·(19/20)^400.
         assert_eq!(seen.len(), 20);
+    }
+
+    #[test]
+    fn cycle_lines_and_limits() {
+        let text = "# M11\n(1,2,3,4,5,6,7,8,9,10,11)\n\n  (3,7,11,8)(4,10,5,6)\n";
+        let g = PermGroup::from_cycle_lines(text, None).unwrap();
+        assert_eq!(
+            (g.degree(), g.order().clone()),
+            (11, BigUint::from(7920u32))
+        );
+        assert_eq!(
+            PermGroup::from_cycle_lines(text, Some(12))
+                .unwrap()
+                .degree(),
+            12
+        );
+        assert_eq!(
+            PermGroup::from_cycle_lines("# nothing\n\n", None).unwrap_err(),
+            Error::NoGenerators
+        );
+        // The offset points into the bad line: "(1,2" starts at byte 7, the error is at its end.
+        match PermGroup::from_cycle_lines("(1,2,3)\n(1,2", None) {
+            Err(Error::Parse { offset, .. }) => assert_eq!(offset, 12),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            PermGroup::from_cycle_lines("(1,5)", Some(3)),
+            Err(Error::NotAPermutation { .. })
+        ));
+        // A non-giant factor with tight limits: Schreier-Sims gives up with TooLarge.
+        let m11 = PermGroup::from_cycle_lines(text, None).unwrap();
+        let tight = GroupConfig {
+            max_schreier_sims_work: 500,
+            ..GroupConfig::default()
+        };
+        assert!(matches!(
+            PermGroup::with_config(11, m11.generators().to_vec(), tight),
+            Err(Error::TooLarge { .. })
+        ));
+        // With no giant tries, S_9 goes through Schreier-Sims and still gets the right order.
+        let s9 = symmetric_group(9).unwrap();
+        let no_giant = GroupConfig {
+            giant_tries: 0,
+            ..GroupConfig::default()
+        };
+        let chain = PermGroup::with_config(9, s9.generators().to_vec(), no_giant).unwrap();
+        assert_eq!(chain.factors()[0].kind, FactorKind::StabiliserChain);
+        assert_eq!(chain.order(), &factorial(9));
     }
 
     #[test]

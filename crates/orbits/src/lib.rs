@@ -117,7 +117,7 @@ pub use burnside::{
 pub use cycle_index::{CycleIndex, Monomial, MAX_TERMS};
 pub use error::{Error, Result};
 pub use expr::{direct_product, wreath_product, GroupExpr};
-pub use group::{factorial, FactorKind, FactorSummary, PermGroup, ProductReplacement};
+pub use group::{factorial, FactorKind, FactorSummary, GroupConfig, PermGroup, ProductReplacement};
 pub use named::{alternating_group, cyclic_group, dihedral_group, symmetric_group};
 pub use network::{
     log2_big, weight_graph, weight_space_symmetry, Activation, IndexSpace, NetworkShape, NormKind,

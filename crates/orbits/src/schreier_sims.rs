@@ -12,7 +12,17 @@ use num_bigint::BigUint;
 use num_traits::One;
 use rand::RngExt;
 
+use crate::error::{Error, Result};
 use crate::perm::Perm;
+
+/// Work and memory bounds for one Schreier-Sims run.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Limits {
+    /// Elementary point operations (a product of two degree-`n` permutations counts `n`).
+    pub(crate) max_work: u64,
+    /// Stored transversal entries (points), summed over levels, `u` and `u^-1` counted apart.
+    pub(crate) max_entries: u64,
+}
 
 const NONE: u32 = u32::MAX;
 
@@ -94,7 +104,12 @@ impl Bsgs {
     /// Runs deterministic Schreier-Sims on `gens` (all of degree `n`), with the base starting with
     /// `base_prefix`. Redundant base points (trivial basic orbits) are removed at the end, except
     /// those of the prefix.
-    pub(crate) fn new(n: usize, gens: &[Perm], base_prefix: &[usize]) -> Self {
+    pub(crate) fn new(
+        n: usize,
+        gens: &[Perm],
+        base_prefix: &[usize],
+        limits: Limits,
+    ) -> Result<Self> {
         let mut strong: Vec<Perm> = Vec::new();
         for g in gens {
             if !g.is_identity() && !strong.contains(g) {
@@ -122,7 +137,7 @@ impl Bsgs {
             levels.push(lv);
         }
         let mut bsgs = Self { n, strong, levels };
-        bsgs.complete();
+        bsgs.complete(limits)?;
         // Strip redundant levels beyond the prefix: a trivial basic orbit means the next group in
         // the chain equals this one.
         let keep = base_prefix.len();
@@ -131,11 +146,15 @@ impl Bsgs {
             idx += 1;
             idx <= keep || lv.orbit.len() > 1
         });
-        bsgs
+        Ok(bsgs)
     }
 
     /// The main loop: test every Schreier generator of every level, bottom up.
-    fn complete(&mut self) {
+    fn complete(&mut self, limits: Limits) -> Result<()> {
+        let n = self.n as u64;
+        let mut work = 0u64;
+        let entries =
+            |levels: &[Level]| -> u64 { levels.iter().map(|l| 2 * l.orbit.len() as u64 * n).sum() };
         let mut checked: Vec<HashSet<(u32, u32)>> = vec![HashSet::new(); self.levels.len()];
         let mut i = self.levels.len() as isize - 1;
         while i >= 0 {
@@ -154,11 +173,21 @@ impl Bsgs {
                         .expect("orbit is closed under its generators");
                     let mut h = lv.u[k].mul(s);
                     h.mul_assign(&lv.u_inv[ky]);
-                    if h.is_identity() {
-                        continue;
+                    let (res, j) = if h.is_identity() {
+                        (h, usize::MAX)
+                    } else {
+                        self.sift_from(h, li + 1)
+                    };
+                    let sifted = if j == usize::MAX { 0 } else { (j - li) as u64 };
+                    work = work.saturating_add(n * (3 + sifted));
+                    if work > limits.max_work {
+                        return Err(Error::TooLarge {
+                            what: "Schreier-Sims work (point operations)",
+                            size: format!("more than {work}"),
+                            limit: limits.max_work.to_string(),
+                        });
                     }
-                    let (res, j) = self.sift_from(h, li + 1);
-                    if j == self.levels.len() && res.is_identity() {
+                    if j == usize::MAX || (j == self.levels.len() && res.is_identity()) {
                         continue;
                     }
                     // `res` fixes base points 0..j: a new strong generator for levels li+1..=j.
@@ -174,6 +203,14 @@ impl Bsgs {
                         let strong = &self.strong;
                         self.levels[l].extend(strong, &[idx]);
                     }
+                    let stored = entries(&self.levels);
+                    if stored > limits.max_entries {
+                        return Err(Error::TooLarge {
+                            what: "Schreier-Sims transversals (stored points)",
+                            size: stored.to_string(),
+                            limit: limits.max_entries.to_string(),
+                        });
+                    }
                     jumped = Some(j);
                     break 'outer;
                 }
@@ -183,6 +220,7 @@ impl Bsgs {
                 None => i -= 1,
             }
         }
+        Ok(())
     }
 
     /// Sifts `g` through levels `start..`; returns the residue and the level where it stopped
@@ -274,11 +312,16 @@ mod tests {
         Perm::parse_cycles(s, n).unwrap()
     }
 
+    const L: Limits = Limits {
+        max_work: u64::MAX,
+        max_entries: u64::MAX,
+    };
+
     #[test]
     fn symmetric_and_cyclic_orders() {
-        let b = Bsgs::new(5, &[p("(1,2)", 5), p("(1,2,3,4,5)", 5)], &[]);
+        let b = Bsgs::new(5, &[p("(1,2)", 5), p("(1,2,3,4,5)", 5)], &[], L).unwrap();
         assert_eq!(b.order(), BigUint::from(120u32));
-        let c = Bsgs::new(6, &[p("(1,2,3,4,5,6)", 6)], &[]);
+        let c = Bsgs::new(6, &[p("(1,2,3,4,5,6)", 6)], &[], L).unwrap();
         assert_eq!(c.order(), BigUint::from(6u32));
         assert!(c.contains(&p("(1,3,5)(2,4,6)", 6)));
         assert!(!c.contains(&p("(1,2)", 6)));
@@ -286,12 +329,42 @@ mod tests {
 
     #[test]
     fn base_prefix_is_kept_first() {
-        let b = Bsgs::new(5, &[p("(1,2)", 5), p("(1,2,3,4,5)", 5)], &[3]);
+        let b = Bsgs::new(5, &[p("(1,2)", 5), p("(1,2,3,4,5)", 5)], &[3], L).unwrap();
         assert_eq!(b.base()[0], 3);
         assert_eq!(b.levels[0].orbit.len(), 5);
         // Stabiliser of point 4 (0-based 3) in S5 is S4.
-        let stab = Bsgs::new(5, &b.level_generators(1), &[]);
+        let stab = Bsgs::new(5, &b.level_generators(1), &[], L).unwrap();
         assert_eq!(stab.order(), BigUint::from(24u32));
         assert!(stab.strong.iter().all(|g| g.image(3) == 3));
+    }
+}
+
+#[cfg(test)]
+mod limit_tests {
+    use super::*;
+
+    #[test]
+    fn limits_give_too_large() {
+        let n = 12;
+        let gens = [
+            Perm::from_cycles(n, &[vec![0, 1]]).unwrap(),
+            Perm::from_cycles(n, &[(0..n).collect()]).unwrap(),
+        ];
+        let tight = Limits {
+            max_work: 1000,
+            max_entries: u64::MAX,
+        };
+        assert!(matches!(
+            Bsgs::new(n, &gens, &[], tight),
+            Err(Error::TooLarge { .. })
+        ));
+        let small_mem = Limits {
+            max_work: u64::MAX,
+            max_entries: 100,
+        };
+        assert!(matches!(
+            Bsgs::new(n, &gens, &[], small_mem),
+            Err(Error::TooLarge { .. })
+        ));
     }
 }
