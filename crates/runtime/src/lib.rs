@@ -1,1 +1,39 @@
-//! claimlab-runtime (placeholder until its issue lands).
+//! A small transformer runtime for the two real models of claimlab, with hooks.
+//!
+//! * [`LlamaModel`] — the llama decoder (SmolLM2-135M from its GGUF file): RMSNorm, grouped-query
+//!   attention, RoPE in the GGUF (interleaved-pair) layout, SwiGLU, tied output embedding.
+//! * [`BertModel`] — the BERT encoder (all-MiniLM-L6-v2 from safetensors): word + position + type
+//!   embeddings, post-LayerNorm blocks, exact (erf) GELU; [`BertModel::embed`] gives the
+//!   sentence-transformers embedding (mean pooling over tokens, L2 normalisation).
+//! * [`TextTokenizer`] — the models' tokenisers through the `tokenizers` crate.
+//! * [`perplexity`] and [`generate`] — evaluation of the decoder.
+//! * [`Hooks`] — per-layer captures (attention probabilities, MLP pre/post activations, residual
+//!   stream) and weight substitution ([`Overrides`]) without copying the other tensors.
+//!
+//! # Conventions
+//! Weights are dequantised to f32 once at load time and kept row-major in PyTorch order
+//! (`[out_features, in_features]`). Activations are f32; row statistics (norms, softmax sums) and
+//! log-likelihoods are accumulated in f64. Likelihoods are in nats. Matrix products go through
+//! faer on the global rayon pool.
+//!
+//! # Accuracy
+//! Checked against the numbers the models' publishers report (see the crate tests): MiniLM's
+//! cos("A man is eating food.", "A man is eating a piece of bread.") = 0.755 ± 0.002, SmolLM2's greedy
+//! continuation of "The capital of France is" = " Paris", and its perplexity on Brown news.
+
+mod bert;
+mod error;
+mod eval;
+mod hooks;
+mod kernels;
+mod llama;
+mod params;
+mod stats;
+mod tokenizer;
+
+pub use bert::{cosine, BertConfig, BertModel, BertOutput};
+pub use error::{Error, Result};
+pub use eval::{generate, perplexity, Perplexity, PerplexityConfig};
+pub use hooks::{Capture, Captures, Hooks, LayerCapture, Overrides};
+pub use llama::{LlamaConfig, LlamaModel, LlamaOutput};
+pub use tokenizer::TextTokenizer;

@@ -1,0 +1,191 @@
+//! Evaluation of the decoder: sliding-window perplexity and greedy generation.
+
+use crate::error::{Error, Result};
+use crate::hooks::{Capture, Overrides};
+use crate::llama::LlamaModel;
+
+/// Sliding-window settings of [`perplexity`], as the Hugging Face perplexity guide: windows of
+/// `context` tokens start every `stride` tokens; each token is scored once, in the first window
+/// whose end passes it, conditioned on everything before it inside that window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PerplexityConfig {
+    /// Window length in tokens (at least 2).
+    pub context: usize,
+    /// Window step in tokens (1 ≤ stride ≤ context). `stride == context` gives disjoint windows.
+    pub stride: usize,
+}
+
+impl Default for PerplexityConfig {
+    /// Disjoint windows of 512 tokens.
+    fn default() -> Self {
+        PerplexityConfig {
+            context: 512,
+            stride: 512,
+        }
+    }
+}
+
+/// Result of [`perplexity`].
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct Perplexity {
+    /// Number of scored tokens: every token except the first of each window that starts where the
+    /// previous one ended (always token 0; with `stride == context`, tokens 0, context, 2·context, …).
+    pub n_tokens: usize,
+    /// Mean negative log-likelihood in nats per scored token.
+    pub mean_nll_nats: f64,
+    /// `exp(mean_nll_nats)`.
+    pub ppl: f64,
+    /// NLL in nats of each scored token, in text order.
+    pub per_token_nll: Vec<f64>,
+    /// Index in the input of each scored token (same order as `per_token_nll`).
+    pub positions: Vec<usize>,
+    /// Number of windows evaluated.
+    pub n_windows: usize,
+}
+
+/// `−log softmax(logits)[target]` in f64 (log-sum-exp with the maximum subtracted).
+fn nll(logits: &[f32], target: u32) -> f64 {
+    let max = logits
+        .iter()
+        .fold(f64::NEG_INFINITY, |m, &v| m.max(f64::from(v)));
+    let sum: f64 = logits.iter().map(|&v| (f64::from(v) - max).exp()).sum();
+    max + sum.ln() - f64::from(logits[target as usize])
+}
+
+/// Per-token negative log-likelihood and perplexity of `tokens` under `model` with a sliding window.
+///
+/// ```text
+/// windows [b, min(b + context, n)) for b = 0, stride, 2·stride, … until a window reaches n;
+/// window [b, e) scores the tokens t in [max(prev_e, b + 1), e) as −ln p(x_t | x_b … x_{t−1});
+/// mean_nll = mean over scored tokens,   ppl = exp(mean_nll)
+/// ```
+///
+/// # Arguments
+/// * `tokens` — the token ids (no BOS is added; SmolLM2 has `add_bos_token = false`).
+/// * `cfg` — window length and step.
+/// * `overrides` — substituted weights (a compressed copy), may be empty.
+///
+/// # Errors
+/// [`Error::InvalidParam`] for a bad `cfg`, [`Error::Empty`] for fewer than 2 tokens, the input
+/// errors of [`LlamaModel::forward`], [`Error::NonFinite`] if a likelihood is not finite.
+///
+/// # Complexity
+/// `⌈(n − context)/stride⌉ + 1` forward passes of at most `context` tokens; the output projection is
+/// applied only to the scored rows. Memory: one window's activations.
+pub fn perplexity(
+    model: &LlamaModel,
+    tokens: &[u32],
+    cfg: &PerplexityConfig,
+    overrides: &Overrides,
+) -> Result<Perplexity> {
+    if cfg.context < 2 {
+        return Err(Error::invalid("context", cfg.context, "must be at least 2"));
+    }
+    if cfg.stride == 0 || cfg.stride > cfg.context {
+        return Err(Error::invalid(
+            "stride",
+            cfg.stride,
+            "must satisfy 1 <= stride <= context",
+        ));
+    }
+    if tokens.len() < 2 {
+        return Err(Error::Empty {
+            what: "tokens (need at least 2 to score one)",
+        });
+    }
+    model.check_tokens(&tokens[..1])?;
+    let w = model.weights(overrides)?;
+    let n = tokens.len();
+    let mut per_token = Vec::with_capacity(n - 1);
+    let mut positions = Vec::with_capacity(n - 1);
+    let mut prev_end = 0usize;
+    let mut n_windows = 0;
+    let mut begin = 0usize;
+    loop {
+        let end = (begin + cfg.context).min(n);
+        let window = &tokens[begin..end];
+        // Rows r of the window predict token begin + r + 1; score targets prev_end.max(1)..end.
+        let first_target = prev_end.max(begin + 1);
+        let (hidden, _) = model.hidden(window, &Capture::default(), overrides)?;
+        let rows = (first_target - 1 - begin)..(end - 1 - begin);
+        let logits = model.project(&hidden, rows.clone(), w);
+        let v = model.config().vocab_size;
+        for (i, r) in rows.enumerate() {
+            let target = tokens[begin + r + 1];
+            per_token.push(nll(&logits[i * v..(i + 1) * v], target));
+            positions.push(begin + r + 1);
+        }
+        n_windows += 1;
+        prev_end = end;
+        if end == n {
+            break;
+        }
+        begin += cfg.stride;
+    }
+    if let Some(i) = per_token.iter().position(|v| !v.is_finite()) {
+        return Err(Error::NonFinite {
+            what: "token negative log-likelihood",
+            count: per_token.iter().filter(|v| !v.is_finite()).count(),
+            first_index: i,
+        });
+    }
+    let mean = crate::stats::mean_compensated(&per_token);
+    Ok(Perplexity {
+        n_tokens: per_token.len(),
+        mean_nll_nats: mean,
+        ppl: mean.exp(),
+        per_token_nll: per_token,
+        positions,
+        n_windows,
+    })
+}
+
+/// Greedy decoding: appends the arg-max token (ties to the lower id) `max_new_tokens` times, or
+/// until a token in `stop` is produced (that token is included).
+///
+/// # Returns
+/// The new tokens only (not the prompt).
+///
+/// # Errors
+/// [`Error::Empty`] for an empty prompt and the input errors of [`LlamaModel::forward`].
+///
+/// # Complexity
+/// Recomputes the whole sequence each step (no KV cache): `O(max_new_tokens · n)` token-forwards.
+pub fn generate(
+    model: &LlamaModel,
+    prompt: &[u32],
+    max_new_tokens: usize,
+    stop: &[u32],
+    overrides: &Overrides,
+) -> Result<Vec<u32>> {
+    if prompt.is_empty() {
+        return Err(Error::Empty { what: "prompt" });
+    }
+    let w = model.weights(overrides)?;
+    let mut seq = prompt.to_vec();
+    let mut out = Vec::new();
+    for _ in 0..max_new_tokens {
+        let (hidden, _) = model.hidden(&seq, &Capture::default(), overrides)?;
+        let n = seq.len();
+        let logits = model.project(&hidden, n - 1..n, w);
+        let next = argmax(&logits);
+        seq.push(next);
+        out.push(next);
+        if stop.contains(&next) {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// Index of the largest value, ties to the lowest index; NaN never wins.
+pub(crate) fn argmax(v: &[f32]) -> u32 {
+    let mut best = 0usize;
+    for (i, &x) in v.iter().enumerate() {
+        if x > v[best] || v[best].is_nan() {
+            best = i;
+        }
+    }
+    best as u32
+}

@@ -1,0 +1,394 @@
+//! Dense kernels shared by both architectures: matrix products through faer, norms, activations,
+//! rotary embeddings and multi-head attention. All activations are f32 (storage precision of the
+//! checkpoints); reductions over a row (norm statistics, softmax sums) accumulate in f64.
+
+use faer::linalg::matmul::matmul;
+use faer::{Accum, MatMut, MatRef, Par};
+use rayon::prelude::*;
+
+/// `y = x · wᵀ` with `x` of shape `[n, k]` and `w` of shape `[m, k]` (PyTorch linear layout), both
+/// row-major; returns `[n, m]` row-major. Runs on the global rayon pool through faer.
+pub(crate) fn matmul_nt(x: &[f32], w: &[f32], n: usize, k: usize, m: usize) -> Vec<f32> {
+    assert_eq!(x.len(), n * k, "matmul_nt: x has the wrong length");
+    assert_eq!(w.len(), m * k, "matmul_nt: w has the wrong length");
+    let mut y = vec![0.0f32; n * m];
+    if n == 0 || m == 0 {
+        return y;
+    }
+    if k == 0 {
+        return y;
+    }
+    let a = MatRef::from_row_major_slice(x, n, k);
+    let b = MatRef::from_column_major_slice(w, k, m);
+    let c = MatMut::from_row_major_slice_mut(&mut y, n, m);
+    matmul(c, Accum::Replace, a, b, 1.0f32, Par::rayon(0));
+    y
+}
+
+/// Adds `bias` (length `m`) to every row of the `[n, m]` matrix `y`.
+pub(crate) fn add_bias(y: &mut [f32], bias: &[f32]) {
+    let m = bias.len();
+    for row in y.chunks_exact_mut(m) {
+        for (v, b) in row.iter_mut().zip(bias) {
+            *v += b;
+        }
+    }
+}
+
+/// Adds `b` into `a` element-wise (the residual connection).
+pub(crate) fn add_into(a: &mut [f32], b: &[f32]) {
+    assert_eq!(a.len(), b.len(), "add_into: lengths differ");
+    for (x, y) in a.iter_mut().zip(b) {
+        *x += y;
+    }
+}
+
+/// RMSNorm over rows of width `d`: `y = x / sqrt(mean(x²) + eps) ⊙ w`.
+pub(crate) fn rms_norm(x: &[f32], w: &[f32], eps: f64) -> Vec<f32> {
+    let d = w.len();
+    let mut y = vec![0.0f32; x.len()];
+    for (xr, yr) in x.chunks_exact(d).zip(y.chunks_exact_mut(d)) {
+        let ms = xr.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>() / d as f64;
+        let inv = (1.0 / (ms + eps).sqrt()) as f32;
+        for ((o, &v), &g) in yr.iter_mut().zip(xr).zip(w) {
+            *o = v * inv * g;
+        }
+    }
+    y
+}
+
+/// LayerNorm over rows of width `d` (biased variance, as PyTorch): `y = (x − μ)/sqrt(σ² + eps) ⊙ w + b`.
+pub(crate) fn layer_norm(x: &[f32], w: &[f32], b: &[f32], eps: f64) -> Vec<f32> {
+    let d = w.len();
+    let mut y = vec![0.0f32; x.len()];
+    for (xr, yr) in x.chunks_exact(d).zip(y.chunks_exact_mut(d)) {
+        let mean = xr.iter().map(|&v| f64::from(v)).sum::<f64>() / d as f64;
+        let var = xr
+            .iter()
+            .map(|&v| (f64::from(v) - mean).powi(2))
+            .sum::<f64>()
+            / d as f64;
+        let inv = 1.0 / (var + eps).sqrt();
+        for (((o, &v), &g), &bb) in yr.iter_mut().zip(xr).zip(w).zip(b) {
+            *o = ((f64::from(v) - mean) * inv) as f32 * g + bb;
+        }
+    }
+    y
+}
+
+/// `x·σ(x)`, the SiLU (swish) activation.
+pub(crate) fn silu(x: f32) -> f32 {
+    x / (1.0 + (-x).exp())
+}
+
+/// The error function, Abramowitz & Stegun 7.1.26 (absolute error below 1.5e-7), evaluated in f64.
+pub(crate) fn erf(x: f64) -> f64 {
+    let sign = if x < 0.0 { -1.0 } else { 1.0 };
+    let x = x.abs();
+    let t = 1.0 / (1.0 + 0.327_591_1 * x);
+    let poly = t
+        * (0.254_829_592
+            + t * (-0.284_496_736
+                + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
+    sign * (1.0 - poly * (-x * x).exp())
+}
+
+/// GELU in its exact (erf) form, as BERT and `torch.nn.functional.gelu`: `x·(1 + erf(x/√2))/2`.
+pub(crate) fn gelu(x: f32) -> f32 {
+    let xd = f64::from(x);
+    (0.5 * xd * (1.0 + erf(xd / std::f64::consts::SQRT_2))) as f32
+}
+
+/// Numerically stable softmax of `row[..len]` in place; entries from `len` on are set to zero.
+pub(crate) fn softmax_prefix(row: &mut [f32], len: usize) {
+    let max = row[..len]
+        .iter()
+        .fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m });
+    let mut sum = 0.0f64;
+    for v in &mut row[..len] {
+        let e = (*v - max).exp();
+        *v = e;
+        sum += f64::from(e);
+    }
+    let inv = (1.0 / sum) as f32;
+    for v in &mut row[..len] {
+        *v *= inv;
+    }
+    for v in &mut row[len..] {
+        *v = 0.0;
+    }
+}
+
+/// How rotary position embeddings pair the coordinates of a head.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum RopeLayout {
+    /// Pairs (2i, 2i+1): llama.cpp's "normal" mode, used on GGUF files whose Q/K rows were permuted
+    /// by the converter.
+    Interleaved,
+    #[cfg_attr(not(test), allow(dead_code))]
+    /// Pairs (i, i + d/2): Hugging Face's `rotate_half` on unpermuted weights.
+    HalfSplit,
+}
+
+/// Applies RoPE in place to `x` of shape `[n, n_heads · head_dim]`, position of row t = t.
+/// Frequencies `θ_i = base^(−2i/head_dim)`, angles computed in f64.
+pub(crate) fn rope(x: &mut [f32], n_heads: usize, head_dim: usize, base: f64, layout: RopeLayout) {
+    let half = head_dim / 2;
+    let width = n_heads * head_dim;
+    let inv_freq: Vec<f64> = (0..half)
+        .map(|i| base.powf(-2.0 * i as f64 / head_dim as f64))
+        .collect();
+    for (t, row) in x.chunks_exact_mut(width).enumerate() {
+        let cs: Vec<(f32, f32)> = inv_freq
+            .iter()
+            .map(|&f| {
+                let a = t as f64 * f;
+                (a.cos() as f32, a.sin() as f32)
+            })
+            .collect();
+        for head in row.chunks_exact_mut(head_dim) {
+            for (i, &(c, s)) in cs.iter().enumerate() {
+                let (ia, ib) = match layout {
+                    RopeLayout::Interleaved => (2 * i, 2 * i + 1),
+                    RopeLayout::HalfSplit => (i, i + half),
+                };
+                let (a, b) = (head[ia], head[ib]);
+                head[ia] = a * c - b * s;
+                head[ib] = a * s + b * c;
+            }
+        }
+    }
+}
+
+/// Shape of one multi-head attention call.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct AttnShape {
+    pub(crate) n: usize,
+    pub(crate) n_heads: usize,
+    pub(crate) n_kv_heads: usize,
+    pub(crate) head_dim: usize,
+    pub(crate) causal: bool,
+}
+
+/// Scaled dot-product attention with grouped key/value heads.
+///
+/// `q` is `[n, n_heads·head_dim]`, `k` and `v` are `[n, n_kv_heads·head_dim]`; query head h reads
+/// key/value head `h / (n_heads / n_kv_heads)`. Returns the concatenated head outputs
+/// `[n, n_heads·head_dim]` and, when `keep_probs`, the probabilities `[n_heads, n, n]`
+/// (row = query, column = key; zero above the diagonal when causal).
+pub(crate) fn attention(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    s: AttnShape,
+    keep_probs: bool,
+) -> (Vec<f32>, Option<Vec<f32>>) {
+    let AttnShape {
+        n,
+        n_heads,
+        n_kv_heads,
+        head_dim: hd,
+        causal,
+    } = s;
+    let qs = n_heads * hd;
+    let ks = n_kv_heads * hd;
+    let group = n_heads / n_kv_heads;
+    let scale = (1.0 / (hd as f64).sqrt()) as f32;
+    let per_head: Vec<(Vec<f32>, Vec<f32>)> = (0..n_heads)
+        .into_par_iter()
+        .map(|h| {
+            let kvh = h / group;
+            let qh = MatRef::from_row_major_slice_with_stride(&q[h * hd..], n, hd, qs);
+            let kt = MatRef::from_column_major_slice_with_stride(&k[kvh * hd..], hd, n, ks);
+            let vh = MatRef::from_row_major_slice_with_stride(&v[kvh * hd..], n, hd, ks);
+            let mut p = vec![0.0f32; n * n];
+            matmul(
+                MatMut::from_row_major_slice_mut(&mut p, n, n),
+                Accum::Replace,
+                qh,
+                kt,
+                scale,
+                Par::Seq,
+            );
+            for (i, row) in p.chunks_exact_mut(n).enumerate() {
+                let len = if causal { i + 1 } else { n };
+                softmax_prefix(row, len);
+            }
+            let mut o = vec![0.0f32; n * hd];
+            matmul(
+                MatMut::from_row_major_slice_mut(&mut o, n, hd),
+                Accum::Replace,
+                MatRef::from_row_major_slice(&p, n, n),
+                vh,
+                1.0f32,
+                Par::Seq,
+            );
+            (o, p)
+        })
+        .collect();
+    let mut out = vec![0.0f32; n * qs];
+    for (h, (o, _)) in per_head.iter().enumerate() {
+        for t in 0..n {
+            out[t * qs + h * hd..t * qs + (h + 1) * hd].copy_from_slice(&o[t * hd..(t + 1) * hd]);
+        }
+    }
+    let probs = keep_probs.then(|| {
+        let mut all = Vec::with_capacity(n_heads * n * n);
+        for (_, p) in &per_head {
+            all.extend_from_slice(p);
+        }
+        all
+    });
+    (out, probs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use claimlab_testkit::rand::RngExt;
+
+    fn naive_nt(x: &[f32], w: &[f32], n: usize, k: usize, m: usize) -> Vec<f32> {
+        let mut y = vec![0.0f32; n * m];
+        for i in 0..n {
+            for j in 0..m {
+                y[i * m + j] = (0..k)
+                    .map(|t| f64::from(x[i * k + t]) * f64::from(w[j * k + t]))
+                    .sum::<f64>() as f32;
+            }
+        }
+        y
+    }
+
+    fn randv(rng: &mut impl claimlab_testkit::rand::Rng, len: usize) -> Vec<f32> {
+        (0..len).map(|_| rng.random::<f32>() * 2.0 - 1.0).collect()
+    }
+
+    #[test]
+    fn matmul_matches_naive() {
+        let mut rng = claimlab_testkit::rng(1);
+        for &(n, k, m) in &[(1, 7, 5), (13, 33, 17), (64, 96, 40), (3, 1, 2)] {
+            let x = randv(&mut rng, n * k);
+            let w = randv(&mut rng, m * k);
+            let got = matmul_nt(&x, &w, n, k, m);
+            let want = naive_nt(&x, &w, n, k, m);
+            let got: Vec<f64> = got.iter().map(|&v| f64::from(v)).collect();
+            let want: Vec<f64> = want.iter().map(|&v| f64::from(v)).collect();
+            claimlab_testkit::assert_slice_close(&got, &want, 1e-4, 1e-5);
+        }
+    }
+
+    #[test]
+    fn erf_known_values() {
+        // erf values from the DLMF tables (7.23 / Abramowitz & Stegun table 7.1).
+        for &(x, want) in &[
+            (0.0, 0.0),
+            (0.5, 0.520_499_877_813_046_5),
+            (1.0, 0.842_700_792_949_714_9),
+            (2.0, 0.995_322_265_018_952_7),
+            (-1.0, -0.842_700_792_949_714_9),
+        ] {
+            assert!((erf(x) - want).abs() < 2e-7, "erf({x})");
+        }
+    }
+
+    #[test]
+    fn softmax_rows_sum_to_one_and_mask() {
+        let mut row = vec![1.0f32, 2.0, 3.0, 100.0];
+        softmax_prefix(&mut row, 3);
+        let s: f32 = row.iter().sum();
+        assert!((s - 1.0).abs() < 1e-6);
+        assert!(row[3].abs() < f32::MIN_POSITIVE);
+        assert!(row[2] > row[1] && row[1] > row[0]);
+    }
+
+    /// Interleaved RoPE on permuted rows equals half-split RoPE on the unpermuted rows (the
+    /// llama.cpp converter's permutation: within a head, new row 2i ← old i, 2i+1 ← old i + d/2).
+    #[test]
+    fn rope_layouts_agree_under_permutation() {
+        let mut rng = claimlab_testkit::rng(2);
+        let (n, heads, hd) = (5, 2, 8);
+        let x = randv(&mut rng, n * heads * hd);
+        let perm = |src: &[f32]| -> Vec<f32> {
+            let mut out = src.to_vec();
+            for t in 0..n {
+                for h in 0..heads {
+                    let base = t * heads * hd + h * hd;
+                    for i in 0..hd / 2 {
+                        out[base + 2 * i] = src[base + i];
+                        out[base + 2 * i + 1] = src[base + i + hd / 2];
+                    }
+                }
+            }
+            out
+        };
+        let mut a = x.clone();
+        rope(&mut a, heads, hd, 1e4, RopeLayout::HalfSplit);
+        let mut b = perm(&x);
+        rope(&mut b, heads, hd, 1e4, RopeLayout::Interleaved);
+        let a = perm(&a);
+        for (u, v) in a.iter().zip(&b) {
+            assert!((u - v).abs() < 1e-6);
+        }
+        // Position 0 is the identity; the rotation preserves each pair's norm.
+        let mut c = x.clone();
+        rope(&mut c, heads, hd, 1e4, RopeLayout::Interleaved);
+        for i in 0..heads * hd {
+            assert!((c[i] - x[i]).abs() < 1e-7);
+        }
+        let w = heads * hd;
+        let norm = |r: &[f32]| r.iter().map(|v| v * v).sum::<f32>();
+        assert!((norm(&c[3 * w..4 * w]) - norm(&x[3 * w..4 * w])).abs() < 1e-4);
+    }
+
+    /// Attention against a direct triple loop.
+    #[test]
+    fn attention_matches_naive() {
+        let mut rng = claimlab_testkit::rng(3);
+        let s = AttnShape {
+            n: 6,
+            n_heads: 4,
+            n_kv_heads: 2,
+            head_dim: 3,
+            causal: true,
+        };
+        let q = randv(&mut rng, s.n * s.n_heads * s.head_dim);
+        let k = randv(&mut rng, s.n * s.n_kv_heads * s.head_dim);
+        let v = randv(&mut rng, s.n * s.n_kv_heads * s.head_dim);
+        let (out, probs) = attention(&q, &k, &v, s, true);
+        let probs = probs.expect("kept");
+        let (qs, ks, hd) = (
+            s.n_heads * s.head_dim,
+            s.n_kv_heads * s.head_dim,
+            s.head_dim,
+        );
+        for h in 0..s.n_heads {
+            let g = h / 2;
+            for i in 0..s.n {
+                let scores: Vec<f64> = (0..=i)
+                    .map(|j| {
+                        (0..hd)
+                            .map(|t| {
+                                f64::from(q[i * qs + h * hd + t])
+                                    * f64::from(k[j * ks + g * hd + t])
+                            })
+                            .sum::<f64>()
+                            / (hd as f64).sqrt()
+                    })
+                    .collect();
+                let mx = scores.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                let z: f64 = scores.iter().map(|s| (s - mx).exp()).sum();
+                let p: Vec<f64> = scores.iter().map(|s| (s - mx).exp() / z).collect();
+                for j in 0..s.n {
+                    let want = if j <= i { p[j] } else { 0.0 };
+                    assert!((f64::from(probs[h * s.n * s.n + i * s.n + j]) - want).abs() < 1e-5);
+                }
+                for t in 0..hd {
+                    let want: f64 = (0..=i)
+                        .map(|j| p[j] * f64::from(v[j * ks + g * hd + t]))
+                        .sum();
+                    assert!((f64::from(out[i * qs + h * hd + t]) - want).abs() < 1e-5);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,401 @@
+//! The llama decoder (SmolLM2): RMSNorm, grouped-query attention with RoPE in the GGUF layout,
+//! SwiGLU MLP, optionally tied output embedding.
+
+use claimlab_weights as weights;
+
+use crate::error::{Error, Result};
+use crate::hooks::{Capture, Captures, Hooks, LayerCapture, Overrides};
+use crate::kernels::{self, AttnShape, RopeLayout};
+use crate::params::{ParamId, ParamStore, Weights};
+
+/// Hyper-parameters of a llama decoder.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LlamaConfig {
+    /// Number of transformer blocks.
+    pub n_layers: usize,
+    /// Width of the residual stream.
+    pub d_model: usize,
+    /// Query heads.
+    pub n_heads: usize,
+    /// Key/value heads (divides `n_heads`).
+    pub n_kv_heads: usize,
+    /// Width of one head (even, for RoPE).
+    pub head_dim: usize,
+    /// Hidden width of the SwiGLU MLP.
+    pub d_ff: usize,
+    /// Vocabulary size.
+    pub vocab_size: usize,
+    /// RMSNorm epsilon.
+    pub norm_eps: f64,
+    /// RoPE base θ.
+    pub rope_theta: f64,
+    /// Longest sequence accepted (`None`: unlimited).
+    pub max_positions: Option<usize>,
+    /// Output projection is the token embedding (`token_embd.weight`) rather than `output.weight`.
+    pub tied_embeddings: bool,
+}
+
+impl LlamaConfig {
+    /// Reads the decoder hyper-parameters from a weights-crate model description.
+    ///
+    /// # Errors
+    /// [`Error::UnsupportedModel`] if the model is not a llama decoder or has no RoPE base.
+    pub fn from_model_config(c: &weights::ModelConfig) -> Result<Self> {
+        if !matches!(c.arch, weights::Architecture::LlamaDecoder) {
+            return Err(Error::UnsupportedModel {
+                reason: format!("expected a llama decoder, found {:?}", c.arch),
+            });
+        }
+        let cfg = LlamaConfig {
+            n_layers: c.n_layers,
+            d_model: c.d_model,
+            n_heads: c.n_heads,
+            n_kv_heads: c.n_kv_heads,
+            head_dim: c.head_dim,
+            d_ff: c.d_ff,
+            vocab_size: c.vocab_size,
+            norm_eps: c.norm_eps,
+            rope_theta: c.rope_theta.ok_or_else(|| Error::UnsupportedModel {
+                reason: "llama model without a RoPE base (rope_theta)".into(),
+            })?,
+            max_positions: c.max_positions,
+            tied_embeddings: c.tied_embeddings,
+        };
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks that the sizes are consistent.
+    ///
+    /// # Errors
+    /// [`Error::InvalidParam`] naming the first inconsistent field.
+    pub fn validate(&self) -> Result<()> {
+        let pos = |name: &'static str, v: usize| {
+            if v == 0 {
+                Err(Error::invalid(name, v, "must be positive"))
+            } else {
+                Ok(())
+            }
+        };
+        pos("n_layers", self.n_layers)?;
+        pos("d_model", self.d_model)?;
+        pos("n_heads", self.n_heads)?;
+        pos("n_kv_heads", self.n_kv_heads)?;
+        pos("head_dim", self.head_dim)?;
+        pos("d_ff", self.d_ff)?;
+        pos("vocab_size", self.vocab_size)?;
+        if !self.n_heads.is_multiple_of(self.n_kv_heads) {
+            return Err(Error::invalid(
+                "n_kv_heads",
+                self.n_kv_heads,
+                "must divide n_heads",
+            ));
+        }
+        if !self.head_dim.is_multiple_of(2) {
+            return Err(Error::invalid(
+                "head_dim",
+                self.head_dim,
+                "must be even for RoPE",
+            ));
+        }
+        if !(self.norm_eps.is_finite() && self.norm_eps > 0.0) {
+            return Err(Error::invalid(
+                "norm_eps",
+                self.norm_eps,
+                "must be positive",
+            ));
+        }
+        if !(self.rope_theta.is_finite() && self.rope_theta > 1.0) {
+            return Err(Error::invalid(
+                "rope_theta",
+                self.rope_theta,
+                "must be finite and > 1",
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Block {
+    attn_norm: ParamId,
+    wq: ParamId,
+    wk: ParamId,
+    wv: ParamId,
+    wo: ParamId,
+    ffn_norm: ParamId,
+    gate: ParamId,
+    up: ParamId,
+    down: ParamId,
+}
+
+/// A llama decoder with all weights dequantised to f32 (about 4 bytes per parameter).
+#[derive(Clone, Debug)]
+pub struct LlamaModel {
+    cfg: LlamaConfig,
+    params: ParamStore,
+    blocks: Vec<Block>,
+    tok_embd: ParamId,
+    out_norm: ParamId,
+    lm_head: ParamId,
+}
+
+/// Result of [`LlamaModel::forward`].
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct LlamaOutput {
+    /// Number of input tokens.
+    pub n_tokens: usize,
+    /// Vocabulary size (row width of `logits`).
+    pub vocab_size: usize,
+    /// Next-token logits `[n_tokens, vocab_size]`, row-major: row t scores token t + 1.
+    pub logits: Vec<f32>,
+    /// Values recorded by the hooks.
+    pub captures: Captures,
+}
+
+impl LlamaOutput {
+    /// Logits of position `t` (the distribution of token `t + 1`).
+    ///
+    /// # Panics
+    /// If `t >= n_tokens`.
+    #[must_use]
+    #[track_caller]
+    pub fn row(&self, t: usize) -> &[f32] {
+        assert!(t < self.n_tokens, "row {t} out of {}", self.n_tokens);
+        &self.logits[t * self.vocab_size..(t + 1) * self.vocab_size]
+    }
+}
+
+impl LlamaModel {
+    /// Loads and dequantises every tensor of a llama GGUF model.
+    ///
+    /// # Errors
+    /// [`Error::UnsupportedModel`] for other architectures; [`Error::Weights`] when a tensor is
+    /// missing or cannot be decoded; [`Error::ShapeMismatch`] when a tensor disagrees with the
+    /// configuration.
+    pub fn load(model: &weights::Model) -> Result<Self> {
+        if !matches!(model.format(), weights::Format::Gguf) {
+            return Err(Error::UnsupportedModel {
+                reason: "llama models are read from GGUF files (RoPE layout is GGUF's)".into(),
+            });
+        }
+        let cfg = LlamaConfig::from_model_config(model.config())?;
+        let has_output = model.tensor_info("output.weight").is_ok();
+        let mut cfg = cfg;
+        if !has_output {
+            cfg.tied_embeddings = true;
+        }
+        Self::from_tensors(cfg, |name| Ok(model.tensor_f32(name)?))
+    }
+
+    /// Builds a model from tensors named as in llama GGUF files (`token_embd.weight`,
+    /// `blk.L.attn_q.weight`, …), each row-major in PyTorch order (`[out, in]`). Q and K rows
+    /// must be in the GGUF (interleaved RoPE) order. `source` is called once per tensor.
+    ///
+    /// # Errors
+    /// As [`LlamaConfig::validate`], plus whatever `source` returns, plus
+    /// [`Error::ShapeMismatch`] and [`Error::NonFinite`] on bad tensors.
+    pub fn from_tensors(
+        cfg: LlamaConfig,
+        mut source: impl FnMut(&str) -> Result<Vec<f32>>,
+    ) -> Result<Self> {
+        cfg.validate()?;
+        let src: &mut dyn FnMut(&str) -> Result<Vec<f32>> = &mut source;
+        let mut p = ParamStore::default();
+        let (d, hd, ff) = (cfg.d_model, cfg.head_dim, cfg.d_ff);
+        let (qd, kd) = (cfg.n_heads * hd, cfg.n_kv_heads * hd);
+        let tok_embd = p.load("token_embd.weight", &[cfg.vocab_size, d], src)?;
+        let mut blocks = Vec::with_capacity(cfg.n_layers);
+        for l in 0..cfg.n_layers {
+            let n = |s: &str| format!("blk.{l}.{s}.weight");
+            blocks.push(Block {
+                attn_norm: p.load(&n("attn_norm"), &[d], src)?,
+                wq: p.load(&n("attn_q"), &[qd, d], src)?,
+                wk: p.load(&n("attn_k"), &[kd, d], src)?,
+                wv: p.load(&n("attn_v"), &[kd, d], src)?,
+                wo: p.load(&n("attn_output"), &[d, qd], src)?,
+                ffn_norm: p.load(&n("ffn_norm"), &[d], src)?,
+                gate: p.load(&n("ffn_gate"), &[ff, d], src)?,
+                up: p.load(&n("ffn_up"), &[ff, d], src)?,
+                down: p.load(&n("ffn_down"), &[d, ff], src)?,
+            });
+        }
+        let out_norm = p.load("output_norm.weight", &[d], src)?;
+        let lm_head = if cfg.tied_embeddings {
+            tok_embd
+        } else {
+            p.load("output.weight", &[cfg.vocab_size, d], src)?
+        };
+        Ok(LlamaModel {
+            cfg,
+            params: p,
+            blocks,
+            tok_embd,
+            out_norm,
+            lm_head,
+        })
+    }
+
+    /// The hyper-parameters.
+    #[must_use]
+    pub fn config(&self) -> &LlamaConfig {
+        &self.cfg
+    }
+
+    /// Names of the loaded tensors (the keys [`Overrides`] may use), in load order.
+    pub fn param_names(&self) -> impl Iterator<Item = &str> {
+        self.params.names()
+    }
+
+    /// Shape and values of a loaded tensor.
+    #[must_use]
+    pub fn param(&self, name: &str) -> Option<(&[usize], &[f32])> {
+        self.params.by_name(name)
+    }
+
+    /// Total number of loaded parameters (the tied embedding counted once).
+    #[must_use]
+    pub fn n_params(&self) -> usize {
+        self.params.n_params()
+    }
+
+    pub(crate) fn check_tokens(&self, tokens: &[u32]) -> Result<()> {
+        if tokens.is_empty() {
+            return Err(Error::Empty { what: "tokens" });
+        }
+        if let Some(max) = self.cfg.max_positions {
+            if tokens.len() > max {
+                return Err(Error::TooLong {
+                    len: tokens.len(),
+                    max,
+                });
+            }
+        }
+        if let Some((index, &token)) = tokens
+            .iter()
+            .enumerate()
+            .find(|(_, &t)| t as usize >= self.cfg.vocab_size)
+        {
+            return Err(Error::TokenOutOfRange {
+                index,
+                token,
+                vocab_size: self.cfg.vocab_size,
+            });
+        }
+        Ok(())
+    }
+
+    /// Full causal forward pass over `tokens` (positions 0..n).
+    ///
+    /// # Returns
+    /// Logits for every position and the captures `hooks.capture` asked for.
+    ///
+    /// # Errors
+    /// [`Error::Empty`], [`Error::TooLong`], [`Error::TokenOutOfRange`] on bad input;
+    /// [`Error::BadOverride`] on an override that names no tensor or has the wrong length.
+    ///
+    /// # Complexity
+    /// About `2·n·P` flops for `P` parameters plus `4·n²·d` for attention; memory `O(n·(d_ff + vocab))`,
+    /// plus `n_layers·n_heads·n²` floats if attention is captured.
+    pub fn forward(&self, tokens: &[u32], hooks: &Hooks) -> Result<LlamaOutput> {
+        let (hidden, captures) = self.hidden(tokens, &hooks.capture, &hooks.overrides)?;
+        let n = tokens.len();
+        let w = self.params.view(&hooks.overrides);
+        let logits = self.project(&hidden, 0..n, w);
+        Ok(LlamaOutput {
+            n_tokens: n,
+            vocab_size: self.cfg.vocab_size,
+            logits,
+            captures,
+        })
+    }
+
+    /// Logits `[rows.len(), vocab]` of the given rows of the final (normed) hidden states.
+    pub(crate) fn project(
+        &self,
+        hidden: &[f32],
+        rows: std::ops::Range<usize>,
+        w: Weights<'_>,
+    ) -> Vec<f32> {
+        let d = self.cfg.d_model;
+        let h = &hidden[rows.start * d..rows.end * d];
+        kernels::matmul_nt(h, w.get(self.lm_head), rows.len(), d, self.cfg.vocab_size)
+    }
+
+    pub(crate) fn weights<'a>(&'a self, ov: &'a Overrides) -> Result<Weights<'a>> {
+        self.params.check_overrides(ov)?;
+        Ok(self.params.view(ov))
+    }
+
+    /// Final normed hidden states `[n, d]` and captures.
+    pub(crate) fn hidden(
+        &self,
+        tokens: &[u32],
+        cap: &Capture,
+        overrides: &Overrides,
+    ) -> Result<(Vec<f32>, Captures)> {
+        self.check_tokens(tokens)?;
+        let w = self.weights(overrides)?;
+        let c = &self.cfg;
+        let n = tokens.len();
+        let (d, hd, ff) = (c.d_model, c.head_dim, c.d_ff);
+        let (qd, kd) = (c.n_heads * hd, c.n_kv_heads * hd);
+        let emb = w.get(self.tok_embd);
+        let mut x = Vec::with_capacity(n * d);
+        for &t in tokens {
+            x.extend_from_slice(&emb[t as usize * d..(t as usize + 1) * d]);
+        }
+        let mut captures = Captures {
+            n_tokens: n,
+            embeddings: cap.residual.then(|| x.clone()),
+            layers: Vec::new(),
+        };
+        let shape = AttnShape {
+            n,
+            n_heads: c.n_heads,
+            n_kv_heads: c.n_kv_heads,
+            head_dim: hd,
+            causal: true,
+        };
+        for (l, b) in self.blocks.iter().enumerate() {
+            let want = cap.wants(l);
+            let h = kernels::rms_norm(&x, w.get(b.attn_norm), c.norm_eps);
+            let mut q = kernels::matmul_nt(&h, w.get(b.wq), n, d, qd);
+            let mut k = kernels::matmul_nt(&h, w.get(b.wk), n, d, kd);
+            let v = kernels::matmul_nt(&h, w.get(b.wv), n, d, kd);
+            kernels::rope(&mut q, c.n_heads, hd, c.rope_theta, RopeLayout::Interleaved);
+            kernels::rope(
+                &mut k,
+                c.n_kv_heads,
+                hd,
+                c.rope_theta,
+                RopeLayout::Interleaved,
+            );
+            let (a, probs) = kernels::attention(&q, &k, &v, shape, want && cap.attention);
+            let o = kernels::matmul_nt(&a, w.get(b.wo), n, qd, d);
+            kernels::add_into(&mut x, &o);
+            let h = kernels::rms_norm(&x, w.get(b.ffn_norm), c.norm_eps);
+            let mut g = kernels::matmul_nt(&h, w.get(b.gate), n, d, ff);
+            let u = kernels::matmul_nt(&h, w.get(b.up), n, d, ff);
+            let mlp_pre = (want && cap.mlp_pre).then(|| g.clone());
+            for (gv, uv) in g.iter_mut().zip(&u) {
+                *gv = kernels::silu(*gv) * uv;
+            }
+            let mlp_post = (want && cap.mlp_post).then(|| g.clone());
+            let y = kernels::matmul_nt(&g, w.get(b.down), n, ff, d);
+            kernels::add_into(&mut x, &y);
+            if want && (cap.attention || cap.mlp_pre || cap.mlp_post || cap.residual) {
+                captures.layers.push(LayerCapture {
+                    layer: l,
+                    attention: probs,
+                    mlp_pre,
+                    mlp_post,
+                    residual: cap.residual.then(|| x.clone()),
+                });
+            }
+        }
+        let out = kernels::rms_norm(&x, w.get(self.out_norm), c.norm_eps);
+        Ok((out, captures))
+    }
+}
