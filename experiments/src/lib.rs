@@ -17,7 +17,9 @@ pub mod registry;
 pub mod report;
 pub mod stats;
 
+mod ccd;
 mod intro;
+mod pipe;
 
 pub use ctx::{Ctx, CtxOptions};
 pub use report::{Outcome, Verdict};

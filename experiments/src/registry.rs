@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 
 use anyhow::{bail, Result};
 
-use crate::{intro, Ctx, Outcome};
+use crate::{ccd, intro, pipe, Ctx, Outcome};
 
 /// A claim's experiment.
 pub type RunFn = fn(&mut Ctx) -> Result<Outcome>;
@@ -41,7 +41,7 @@ const fn done(id: &'static str, run: RunFn) -> Claim {
 pub const CLAIMS: &[Claim] = &[
     // CLAIM-LIST-START
     // ccd
-    todo("ccd-1.1"),
+    done("ccd-1.1", ccd::claim_1_1::run),
     todo("ccd-1.2"),
     todo("ccd-2.1"),
     todo("ccd-3.1"),
@@ -51,7 +51,7 @@ pub const CLAIMS: &[Claim] = &[
     todo("ccd-7.1"),
     todo("ccd-7.2"),
     todo("ccd-8.1"),
-    todo("ccd-9.ratio"),
+    done("ccd-9.ratio", ccd::claim_9_ratio::run),
     todo("ccd-9.size"),
     todo("ccd-9.memory"),
     todo("ccd-9.runtime"),
@@ -71,7 +71,7 @@ pub const CLAIMS: &[Claim] = &[
     todo("pipe-smax"),
     todo("pipe-latency"),
     todo("pipe-roofline"),
-    todo("pipe-intensity"),
+    done("pipe-intensity", pipe::claim_intensity::run),
     // sys
     todo("sys-1.topology"),
     todo("sys-1.algebra"),
@@ -101,12 +101,12 @@ pub const CLAIMS: &[Claim] = &[
     todo("intro-4.flops"),
     todo("intro-4.roofline"),
     todo("intro-4.membound"),
-    todo("intro-5.quant"),
-    todo("intro-5.prune"),
+    done("intro-5.quant", intro::claim_5_quant::run),
+    done("intro-5.prune", intro::claim_5_prune::run),
     todo("intro-5.lowrank"),
     todo("intro-5.distill"),
-    todo("intro-sizes"),
-    todo("intro-adam"),
+    done("intro-sizes", intro::claim_sizes::run),
+    done("intro-adam", intro::claim_adam::run),
     todo("intro-distilbert"),
     todo("intro-stack"),
     todo("intro-scaling"),

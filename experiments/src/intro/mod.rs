@@ -1,4 +1,8 @@
 //! Claims of the introduction to model compression (`papers/intro.md`).
 
 pub(crate) mod claim_1;
+pub(crate) mod claim_5_prune;
+pub(crate) mod claim_5_quant;
+pub(crate) mod claim_adam;
 pub(crate) mod claim_entropy;
+pub(crate) mod claim_sizes;

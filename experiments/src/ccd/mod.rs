@@ -1,0 +1,4 @@
+//! Claims of the compression-distillation document (`papers/ccd.md`).
+
+pub(crate) mod claim_1_1;
+pub(crate) mod claim_9_ratio;

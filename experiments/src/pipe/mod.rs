@@ -1,0 +1,3 @@
+//! Claims of the compression-pipelines document (`papers/pipe.md`).
+
+pub(crate) mod claim_intensity;
