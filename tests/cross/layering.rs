@@ -19,7 +19,11 @@ fn metadata() -> serde_json::Value {
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .expect("cargo metadata runs");
-    assert!(out.status.success(), "cargo metadata failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "cargo metadata failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).expect("cargo metadata prints JSON")
 }
 
@@ -72,7 +76,10 @@ fn area_crates_do_not_depend_on_weights_runtime_or_experiments() {
         assert!(edges.contains_key(area), "{area} is not a workspace member");
         let deps = reachable(&edges, area);
         for f in FORBIDDEN {
-            assert!(!deps.contains(f), "{area} depends on {f}: area crates must stand alone");
+            assert!(
+                !deps.contains(f),
+                "{area} depends on {f}: area crates must stand alone"
+            );
         }
     }
 }

@@ -10,8 +10,8 @@
 use std::path::{Path, PathBuf};
 
 pub use rand;
-pub use rand_xoshiro::Xoshiro256PlusPlus;
 use rand::SeedableRng;
+pub use rand_xoshiro::Xoshiro256PlusPlus;
 
 /// A portable, seeded generator: the same stream on every platform and version of this crate.
 #[must_use]
@@ -101,14 +101,24 @@ pub fn read_json(path: impl AsRef<Path>) -> serde_json::Value {
 /// When the lengths differ or any element is out of tolerance (NaN counts as out).
 #[track_caller]
 pub fn assert_slice_close(a: &[f64], b: &[f64], rel: f64, abs: f64) {
-    assert_eq!(a.len(), b.len(), "lengths differ: {} vs {}", a.len(), b.len());
+    assert_eq!(
+        a.len(),
+        b.len(),
+        "lengths differ: {} vs {}",
+        a.len(),
+        b.len()
+    );
     let mut worst: Option<(usize, f64)> = None;
     for (i, (&x, &y)) in a.iter().zip(b).enumerate() {
         let err = (x - y).abs();
         let allowed = abs + rel * y.abs();
         // `!(err <= allowed)` also catches NaN.
         if !(err <= allowed) {
-            let excess = if err.is_nan() { f64::INFINITY } else { err / allowed.max(f64::MIN_POSITIVE) };
+            let excess = if err.is_nan() {
+                f64::INFINITY
+            } else {
+                err / allowed.max(f64::MIN_POSITIVE)
+            };
             if worst.is_none_or(|(_, w)| excess > w) {
                 worst = Some((i, excess));
             }
