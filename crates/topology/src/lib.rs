@@ -7,6 +7,9 @@
 //!   over Z/p, with Ripser's algorithm (cohomology, clearing, implicit coboundaries in the
 //!   combinatorial number system, apparent and emergent pairs, union-find in dimension 0).
 //! - [`vr_barcodes_brute_force`]: the same diagrams from an explicit boundary matrix (the oracle).
+//! - [`lower_star_graph_barcodes`], [`lower_star_grid_barcodes`]: lower-star filtrations of a
+//!   function on a graph (union-find) or an image (Freudenthal triangulation, reduction with
+//!   clearing).
 //! - [`bottleneck_distance`]: the exact bottleneck distance (candidate values, binary search,
 //!   Hopcroft-Karp); [`wasserstein_distance`]: the q-Wasserstein distance (Hungarian method exactly,
 //!   auction with a certified relative error for large diagrams). Both use the L∞ ground metric and
@@ -45,6 +48,7 @@ mod brute;
 mod diagram;
 mod error;
 mod input;
+mod lower_star;
 mod vr;
 mod wasserstein;
 
@@ -53,6 +57,7 @@ pub use brute::vr_barcodes_brute_force;
 pub use diagram::{Barcodes, Cocycle, Diagram, DimStats, Interval};
 pub use error::{Error, Result};
 pub use input::{VrConfig, MAX_DIM, MAX_MODULUS};
+pub use lower_star::{lower_star_graph_barcodes, lower_star_grid_barcodes};
 pub use vr::{vr_barcodes, vr_barcodes_from_distances, vr_barcodes_with_metric};
 pub use wasserstein::{
     wasserstein_distance, wasserstein_distance_with, WassersteinConfig, WassersteinMethod,

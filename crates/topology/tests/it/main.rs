@@ -3,5 +3,6 @@
 mod cocycles;
 mod common;
 mod distances;
+mod lower_star;
 mod reference;
 mod vr;
