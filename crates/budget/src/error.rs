@@ -129,3 +129,18 @@ pub enum Error {
 
 /// Shorthand for results of this crate.
 pub type Result<T> = std::result::Result<T, Error>;
+/// Checks that every value is finite, reporting the first offender and the count.
+pub(crate) fn check_finite(xs: &[f64]) -> Result<()> {
+    let mut first = None;
+    let mut count = 0;
+    for (i, x) in xs.iter().enumerate() {
+        if !x.is_finite() {
+            count += 1;
+            first.get_or_insert(i);
+        }
+    }
+    match first {
+        Some(index) => Err(Error::NonFinite { index, count }),
+        None => Ok(()),
+    }
+}

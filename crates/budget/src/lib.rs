@@ -7,6 +7,10 @@
 //!   (Shoham–Gersho) method can return; [`lagrangian_allocation`] and [`lagrangian_bisection`] pick one
 //!   for a budget; [`exact_allocation_dp`], [`exact_curve_dp`] and [`exact_allocation_bnb`] give the
 //!   exact optimum; [`duality_gaps`] compares them.
+//! - **Continuous allocation**: minimise `Σ S_l ε_l²` within a total size. [`allocate_continuous`]
+//!   gives the closed forms (weighted reverse water-filling, `ε_l ∝ S_l^-1`), [`reverse_water_filling`]
+//!   the textbook Gaussian case, [`minimise_within_budget`] an augmented-Lagrangian solver on argmin
+//!   for user functions, and [`allocate_continuous_numeric`] the built-in models through it.
 //!
 //! # Example
 //! ```
@@ -34,11 +38,17 @@
 //! states its promise. Tolerances are the named constants in [`tol`].
 #![forbid(unsafe_code)]
 
+mod continuous;
 mod error;
 mod mckp;
 mod sum;
 pub mod tol;
 
+pub use continuous::{
+    allocate_continuous, allocate_continuous_numeric, minimise_within_budget,
+    reverse_water_filling, ContinuousAllocation, ContinuousLayer, InnerSolver, NumericConfig,
+    NumericSolution, SizeModel, WaterFilling,
+};
 pub use error::{Error, Result};
 pub use mckp::{
     duality_gaps, exact_allocation_bnb, exact_allocation_dp, exact_curve_dp, lagrangian_allocation,
