@@ -127,7 +127,8 @@ pub use num_bigint;
 pub use perm::Perm;
 pub use petgraph;
 pub use stabiliser::{
-    canonical_permutation, canonical_savings, log2_orbit_size, permute_cols, permute_rows,
-    signed_unit_stabiliser, unit_stabiliser, unit_stabiliser_by_key, unit_stabiliser_of_rows,
-    CanonicalSavings, UnitStabiliser,
+    block_permutation, canonical_permutation, canonical_savings, canonical_unit_permutation,
+    log2_orbit_size, mlp_units, permute_cols, permute_rows, signed_unit_stabiliser,
+    unit_stabiliser, unit_stabiliser_by_key, unit_stabiliser_of_rows, CanonicalSavings,
+    UnitStabiliser,
 };

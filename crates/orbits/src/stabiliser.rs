@@ -289,6 +289,82 @@ pub fn permute_cols(data: &[f64], rows: usize, cols: usize, p: &Perm) -> Result<
     Ok(out)
 }
 
+/// Gathers the parameters of each MLP hidden unit: unit `j` is row `j` of `w_in` (`d_ff × d_model`,
+/// row-major as PyTorch stores `[out, in]`), then `b_in[j]` if given, then column `j` of `w_out`
+/// (`d_model × d_ff`). The result feeds [`unit_stabiliser_of_rows`] and
+/// [`canonical_unit_permutation`]. For a gated MLP, call it with the gate and append the up rows.
+///
+/// # Errors
+/// [`Error::InvalidParam`] if a length disagrees with `d_model`, `d_ff`.
+pub fn mlp_units(
+    w_in: &[f64],
+    b_in: Option<&[f64]>,
+    w_out: &[f64],
+    d_model: usize,
+    d_ff: usize,
+) -> Result<Vec<Vec<f64>>> {
+    check_matrix(w_in, d_ff, d_model)?;
+    check_matrix(w_out, d_model, d_ff)?;
+    if let Some(b) = b_in {
+        if b.len() != d_ff {
+            return Err(Error::InvalidParam {
+                name: "b_in",
+                value: b.len().to_string(),
+                reason: "bias length must be d_ff",
+            });
+        }
+    }
+    Ok((0..d_ff)
+        .map(|j| {
+            let mut u = w_in[j * d_model..(j + 1) * d_model].to_vec();
+            if let Some(b) = b_in {
+                u.push(b[j]);
+            }
+            u.extend((0..d_model).map(|i| w_out[i * d_ff + j]));
+            u
+        })
+        .collect())
+}
+
+/// The canonical relabelling of units by their full parameter vectors, compared
+/// lexicographically with `f64::total_cmp` (ties, which are exact duplicates, by index). Two
+/// relabellings of the same weights give the same canonical weights.
+///
+/// # Errors
+/// As [`signed_unit_stabiliser`] (empty input, unequal lengths, NaN or ±∞).
+pub fn canonical_unit_permutation(units: &[&[f64]]) -> Result<Perm> {
+    check_units(units)?;
+    canonical_permutation(units, |a, b| {
+        a.iter()
+            .zip(b.iter())
+            .map(|(x, y)| x.total_cmp(y))
+            .find(|o| o.is_ne())
+            .unwrap_or(Ordering::Equal)
+    })
+}
+
+/// Expands a permutation of `k` blocks (heads) to the `k · block` rows they occupy: row
+/// `b · block + r` goes to `p.image(b) · block + r`.
+///
+/// # Errors
+/// [`Error::InvalidParam`] if `block == 0` or the result's degree overflows.
+pub fn block_permutation(p: &Perm, block: usize) -> Result<Perm> {
+    let n = p
+        .degree()
+        .checked_mul(block)
+        .filter(|_| block > 0)
+        .ok_or(Error::InvalidParam {
+            name: "block",
+            value: block.to_string(),
+            reason: "block size must be positive and the expanded degree must fit",
+        })?;
+    Perm::from_images(
+        (0..n)
+            .map(|x| p.image(x / block) * block + x % block)
+            .collect(),
+    )
+}
+
 fn check_matrix(data: &[f64], rows: usize, cols: usize) -> Result<()> {
     if rows.checked_mul(cols) != Some(data.len()) {
         return Err(Error::InvalidParam {
@@ -422,6 +498,40 @@ mod tests {
             permute_cols(&w2, d, h, &q).unwrap(),
         );
         assert_eq!(canon(&p1, &p2), (c1, c2));
+    }
+
+    #[test]
+    fn mlp_units_canonical_and_blocks() {
+        // d_model 2, d_ff 3; w_in 3x2, w_out 2x3.
+        let w_in = [1.0, 2.0, 3.0, 4.0, 1.0, 2.0];
+        let b = [0.5, 0.0, 0.5];
+        let w_out = [7.0, 8.0, 7.0, 9.0, 6.0, 9.0];
+        let units = mlp_units(&w_in, Some(&b), &w_out, 2, 3).unwrap();
+        assert_eq!(units[1], vec![3.0, 4.0, 0.0, 8.0, 6.0]);
+        let refs: Vec<&[f64]> = units.iter().map(Vec::as_slice).collect();
+        let st = unit_stabiliser_of_rows(&refs).unwrap();
+        assert_eq!(st.classes, vec![vec![0, 2], vec![1]]);
+        let p = canonical_unit_permutation(&refs).unwrap();
+        assert_eq!(p.image(1), 2);
+        let bp = block_permutation(&p, 2).unwrap();
+        assert_eq!(bp.images(), &[0, 1, 4, 5, 2, 3]);
+        assert!(matches!(
+            block_permutation(&p, 0),
+            Err(Error::InvalidParam { name: "block", .. })
+        ));
+        assert!(matches!(
+            mlp_units(&w_in, Some(&b[..2]), &w_out, 2, 3),
+            Err(Error::InvalidParam { name: "b_in", .. })
+        ));
+        assert!(matches!(
+            mlp_units(&w_in[..5], None, &w_out, 2, 3),
+            Err(Error::InvalidParam { name: "data", .. })
+        ));
+        let nan = [f64::NAN];
+        assert_eq!(
+            canonical_unit_permutation(&[&nan]),
+            Err(Error::NonFinite { index: 0, count: 1 })
+        );
     }
 
     #[test]
