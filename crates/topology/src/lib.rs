@@ -46,6 +46,7 @@ mod auction;
 mod bottleneck;
 mod brute;
 mod diagram;
+pub mod doc;
 mod error;
 mod input;
 mod lower_star;

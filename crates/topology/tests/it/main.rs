@@ -2,6 +2,7 @@
 
 mod cocycles;
 mod common;
+mod crate_rules;
 mod distances;
 mod lower_star;
 mod reference;
