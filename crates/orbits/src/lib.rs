@@ -102,6 +102,7 @@
 
 mod burnside;
 mod cycle_index;
+pub mod doc;
 mod error;
 mod expr;
 mod group;
@@ -120,8 +121,9 @@ pub use expr::{direct_product, wreath_product, GroupExpr};
 pub use group::{factorial, FactorKind, FactorSummary, GroupConfig, PermGroup, ProductReplacement};
 pub use named::{alternating_group, cyclic_group, dihedral_group, symmetric_group};
 pub use network::{
-    log2_big, weight_graph, weight_space_symmetry, Activation, IndexSpace, NetworkShape, NormKind,
-    SpaceKind, SymmetryComponent, SymmetryReport, TensorRole, WeightGraph, WeightTensor,
+    log2_big, weight_graph, weight_space_symmetry, Activation, IndexSpace, KindSummary,
+    NetworkShape, NormKind, SpaceKind, SymmetryComponent, SymmetryReport, TensorRole, WeightGraph,
+    WeightTensor,
 };
 pub use num_bigint;
 pub use perm::Perm;

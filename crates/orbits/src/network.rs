@@ -412,6 +412,59 @@ pub struct SymmetryReport {
     pub matrix_params: u64,
 }
 
+/// The components of a [`SymmetryReport`] summed by kind of index space.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct KindSummary {
+    /// `residual stream`, `MLP hidden units`, `attention heads`, `query-key spaces` or
+    /// `value-output spaces`.
+    pub kind: &'static str,
+    /// Number of components of this kind.
+    pub count: usize,
+    /// Sum of their `log2` orders (the `log2` of the order of their product).
+    pub log2_order: f64,
+    /// Sum of their continuous dimensions.
+    pub lie_dim: u64,
+}
+
+impl SymmetryReport {
+    /// The per-component table summed by kind, in a fixed order (kinds with no component left out).
+    #[must_use]
+    pub fn by_kind(&self) -> Vec<KindSummary> {
+        let kinds = [
+            "residual stream",
+            "MLP hidden units",
+            "attention heads",
+            "query-key spaces",
+            "value-output spaces",
+        ];
+        let kind_of = |c: &SymmetryComponent| match c.space {
+            SpaceKind::Residual => 0,
+            SpaceKind::MlpHidden { .. } => 1,
+            SpaceKind::QueryKey { .. } if c.name.ends_with("attention heads") => 2,
+            SpaceKind::QueryKey { .. } => 3,
+            _ => 4,
+        };
+        let mut out: Vec<KindSummary> = kinds
+            .iter()
+            .map(|&kind| KindSummary {
+                kind,
+                count: 0,
+                log2_order: 0.0,
+                lie_dim: 0,
+            })
+            .collect();
+        for c in &self.components {
+            let s = &mut out[kind_of(c)];
+            s.count += 1;
+            s.log2_order += c.log2_order;
+            s.lie_dim += c.lie_dim;
+        }
+        out.retain(|s| s.count > 0);
+        out
+    }
+}
+
 /// `log2(x)` for a positive big integer, from its top 64 bits (relative error below 1e-15).
 ///
 /// # Panics
@@ -694,6 +747,14 @@ mod tests {
             r.matrix_params,
             30522 * 384 + 6 * (4 * 384 * 384 + 2 * 384 * 1536)
         );
+        let kinds = r.by_kind();
+        assert_eq!(
+            kinds.iter().map(|k| k.count).collect::<Vec<_>>(),
+            vec![1, 6, 6, 72, 72]
+        );
+        let total: f64 = kinds.iter().map(|k| k.log2_order).sum();
+        assert!((total - r.log2_order).abs() < 1e-9 * r.log2_order);
+        assert_eq!(kinds.iter().map(|k| k.lie_dim).sum::<u64>(), r.lie_dim);
         // The exact order is the product of the component orders.
         let prod = r
             .components
