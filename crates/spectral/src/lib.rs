@@ -49,10 +49,12 @@
 mod bootstrap;
 mod compare;
 mod csn;
+mod decay;
 mod error;
 mod optimize;
 mod specfun;
 mod spectrum;
+mod tail;
 mod tol;
 
 pub use bootstrap::{bootstrap_p_value, BootstrapConfig, BootstrapResult, BOOTSTRAP_BATCH};
@@ -60,6 +62,7 @@ pub use compare::{
     compare_all, compare_power_law, Alternative, AlternativeParams, LikelihoodRatio,
 };
 pub use csn::{fit_power_law, PowerLawConfig, PowerLawFit, XminChoice};
+pub use decay::{fit_rank_decay, DecayModel, RankDecayFit};
 pub use error::{Error, Result};
 pub use faer;
 pub use specfun::functions as special;
@@ -68,3 +71,4 @@ pub use spectrum::{
     layer_report_f32, participation_ratio, singular_values, singular_values_f32, stable_rank,
     EsdScale, LayerReport,
 };
+pub use tail::{hill_estimator, hill_series, moment_estimator, pickands_estimator, TailEstimate};

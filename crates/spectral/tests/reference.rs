@@ -290,3 +290,59 @@ fn esd_and_layer_report_match_weightwatcher() {
         close(lr.p_value, pl[key]["p"].as_f64().unwrap(), 1e-5, key);
     }
 }
+
+#[test]
+fn hill_matches_csn_reference() {
+    use claimlab_spectral::hill_series;
+    for case in csn_cases() {
+        let data = read_column(spectral(case["file"].as_str().unwrap()));
+        let rows = case["hill"].as_array().unwrap();
+        let ks: Vec<usize> = rows
+            .iter()
+            .map(|r| r["k"].as_u64().unwrap() as usize)
+            .collect();
+        let got = hill_series(&data, &ks).unwrap();
+        for (g, want) in got.iter().zip(rows) {
+            close(
+                g.threshold,
+                want["threshold"].as_f64().unwrap(),
+                1e-15,
+                "threshold",
+            );
+            close(g.xi, want["H"].as_f64().unwrap(), 1e-12, "H");
+            close(
+                g.tail_index,
+                want["tail_index"].as_f64().unwrap(),
+                1e-12,
+                "tail index",
+            );
+            close(
+                g.alpha_pdf,
+                want["alpha_pdf"].as_f64().unwrap(),
+                1e-12,
+                "alpha",
+            );
+        }
+    }
+}
+
+#[test]
+fn rank_decay_matches_reference() {
+    use claimlab_spectral::{fit_rank_decay, DecayModel};
+    let reference = read_json(spectral("results_csn_ref.json"))["rank_size_fit"].clone();
+    let sv = read_column(spectral(reference["file"].as_str().unwrap()));
+    for (key, a, b) in [("k1-512", 1, 512), ("k10-200", 10, 200), ("k1-64", 1, 64)] {
+        let f = fit_rank_decay(&sv, a, b).unwrap();
+        let want = &reference["fits"][key];
+        close(f.gamma, want["gamma"].as_f64().unwrap(), 1e-12, "gamma");
+        assert!(
+            (f.log_c - want["log_c"].as_f64().unwrap()).abs() < 1e-12,
+            "log_c {key}"
+        );
+        assert_eq!(f.preferred, DecayModel::PowerLaw, "{key}");
+        assert!(
+            f.r_squared > 0.9 && f.log_likelihood_ratio > 0.0,
+            "{key}: {f:?}"
+        );
+    }
+}
