@@ -11,6 +11,12 @@
 //!   gives the closed forms (weighted reverse water-filling, `ε_l ∝ S_l^-1`), [`reverse_water_filling`]
 //!   the textbook Gaussian case, [`minimise_within_budget`] an augmented-Lagrangian solver on argmin
 //!   for user functions, and [`allocate_continuous_numeric`] the built-in models through it.
+//! - **Pareto fronts** of (size, loss) points: [`pareto_front`], [`pareto_hull`], [`hypervolume`],
+//!   [`convexity`] (with the largest violation).
+//! - **Error composition** of a pipeline `C_n ∘ … ∘ C_1`: [`composition_bound`]
+//!   (`Σ ε_i Π_{j>i} L_j`), [`lipschitz_from_pairs`] and [`lipschitz_sampled`] (largest ratio, with
+//!   the sample size), [`order_by_rule`] (largest `ε_i/(1 − ρ_i)` first), [`best_order_brute_force`]
+//!   and [`ordering_regret`].
 //!
 //! # Example
 //! ```
@@ -38,12 +44,19 @@
 //! states its promise. Tolerances are the named constants in [`tol`].
 #![forbid(unsafe_code)]
 
+mod composition;
 mod continuous;
 mod error;
 mod mckp;
+mod pareto;
 mod sum;
 pub mod tol;
 
+pub use composition::{
+    best_order_brute_force, bound_for_order, composition_bound, lipschitz_from_pairs,
+    lipschitz_sampled, order_by_rule, ordering_regret, CompositionBound, LipschitzEstimate,
+    OrderSearch, OrderingReport, MAX_BRUTE_FORCE_STAGES,
+};
 pub use continuous::{
     allocate_continuous, allocate_continuous_numeric, minimise_within_budget,
     reverse_water_filling, ContinuousAllocation, ContinuousLayer, InnerSolver, NumericConfig,
@@ -56,3 +69,4 @@ pub use mckp::{
     DpConfig, ExactCurve, ExactSolution, GapPoint, Item, LagrangianPath, LagrangianSolution,
     PathPoint, SweepStep,
 };
+pub use pareto::{convexity, hypervolume, pareto_front, pareto_hull, Convexity};
