@@ -911,3 +911,34 @@ fn assemble<D: Dist>(
     sort_reverse_filtration(&mut columns);
     (next, columns)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Above `FULL_MATRIX_MAX_POINTS` the compressed triangle is read directly: same diagrams.
+    #[test]
+    fn compressed_and_full_access_agree() {
+        let mut state = 0x1234_5678_9ABC_DEF1u64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 11) as f64 / (1u64 << 53) as f64
+        };
+        for trial in 0..20 {
+            let n = 10 + trial * 3;
+            let pts: Vec<[f64; 3]> = (0..n).map(|_| [next(), next(), next()]).collect();
+            let dist = DistanceMatrix::euclidean(&pts).unwrap();
+            let cfg = VrConfig {
+                cocycles: true,
+                modulus: if trial % 2 == 0 { 2 } else { 3 },
+                ..VrConfig::with_max_dim(2)
+            };
+            let full = rips(&dist, &cfg).unwrap();
+            let t = dist.enclosing_radius();
+            let compressed = rips_with(&dist, &dist, t, &cfg).unwrap();
+            assert_eq!(full, compressed, "trial {trial}");
+        }
+    }
+}
