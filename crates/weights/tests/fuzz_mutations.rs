@@ -227,9 +227,9 @@ fn write_fuzz_seeds() {
         .join("fuzz")
         .join("seeds");
     for (dir, name, bytes) in [
-        ("gguf", "tiny-llama.gguf", tiny_llama().bytes()),
-        ("gguf", "all-types.gguf", all_types_gguf()),
-        ("safetensors", "bert.safetensors", seed_safetensors()),
+        ("gguf", "tiny-llama-gguf.bin", tiny_llama().bytes()),
+        ("gguf", "all-types-gguf.bin", all_types_gguf()),
+        ("safetensors", "bert-safetensors.bin", seed_safetensors()),
     ] {
         let d = root.join(dir);
         std::fs::create_dir_all(&d).unwrap();
