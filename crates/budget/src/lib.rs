@@ -6,7 +6,8 @@
 //!   [`lagrangian_path`] sweeps the multiplier and lists every allocation the Lagrangian
 //!   (Shoham–Gersho) method can return; [`lagrangian_allocation`] and [`lagrangian_bisection`] pick one
 //!   for a budget; [`exact_allocation_dp`], [`exact_curve_dp`] and [`exact_allocation_bnb`] give the
-//!   exact optimum; [`duality_gaps`] compares them.
+//!   exact optimum; [`duality_gaps`] compares them. [`exact_allocation_multi`] solves HAWQ-V3's variant
+//!   with several budgets at once (size, BOPs, latency).
 //! - **Continuous allocation**: minimise `Σ S_l ε_l²` within a total size. [`allocate_continuous`]
 //!   gives the closed forms (weighted reverse water-filling, `ε_l ∝ S_l^-1`), [`reverse_water_filling`]
 //!   the textbook Gaussian case, [`minimise_within_budget`] an augmented-Lagrangian solver on argmin
@@ -48,6 +49,7 @@ mod composition;
 mod continuous;
 mod error;
 mod mckp;
+mod multi;
 mod pareto;
 mod sum;
 pub mod tol;
@@ -69,4 +71,5 @@ pub use mckp::{
     DpConfig, ExactCurve, ExactSolution, GapPoint, Item, LagrangianPath, LagrangianSolution,
     PathPoint, SweepStep,
 };
+pub use multi::{exact_allocation_multi, MultiItem, MultiSolution};
 pub use pareto::{convexity, hypervolume, pareto_front, pareto_hull, Convexity};

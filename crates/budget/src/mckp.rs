@@ -59,7 +59,7 @@ pub(crate) fn validate_menus(menus: &[Vec<Item>]) -> Result<()> {
     Ok(())
 }
 
-fn check_budget(budget: f64) -> Result<()> {
+pub(crate) fn check_budget(budget: f64) -> Result<()> {
     if budget.is_finite() {
         Ok(())
     } else {
@@ -72,7 +72,7 @@ fn check_budget(budget: f64) -> Result<()> {
 }
 
 /// The slack used when testing `cost <= budget` (see [`crate::tol::COST_REL`]).
-fn cost_slack(budget: f64) -> f64 {
+pub(crate) fn cost_slack(budget: f64) -> f64 {
     COST_REL * budget.abs().max(1.0)
 }
 
@@ -993,7 +993,7 @@ impl Default for BranchBoundConfig {
 /// The linear-programming relaxation of the layers from some position on: base cost and distortion
 /// (all at their cheapest hull option) and the merged hull steps by decreasing slope, as cumulative
 /// (cost, distortion drop) pairs.
-struct SuffixBound {
+pub(crate) struct SuffixBound {
     base_cost: f64,
     base_dist: f64,
     cum: Vec<(f64, f64)>,
@@ -1001,7 +1001,7 @@ struct SuffixBound {
 
 impl SuffixBound {
     /// The least distortion the relaxation reaches within `budget`, or `None` when infeasible.
-    fn at(&self, budget: f64, slack: f64) -> Option<f64> {
+    pub(crate) fn at(&self, budget: f64, slack: f64) -> Option<f64> {
         let extra = budget - self.base_cost;
         if extra < -slack {
             return None;
@@ -1069,7 +1069,7 @@ impl Bnb {
     }
 }
 
-fn suffix_bounds(layers: &[Vec<Item>]) -> Vec<SuffixBound> {
+pub(crate) fn suffix_bounds(layers: &[Vec<Item>]) -> Vec<SuffixBound> {
     let n = layers.len();
     let mut out = Vec::with_capacity(n + 1);
     for s in 0..=n {
