@@ -40,7 +40,7 @@ pub struct GroupConfig {
     pub giant_tries: usize,
     /// Seed of the giant test's random elements (fixed, so the analysis is deterministic).
     pub giant_seed: u64,
-    /// Most elementary point operations one Schreier-Sims run may spend (default 4·10^10).
+    /// Most elementary point operations one Schreier-Sims run may spend (default 1.5·10^10, about half a minute).
     pub max_schreier_sims_work: u64,
     /// Most transversal points one Schreier-Sims run may store (default 2^27, 512 MiB).
     pub max_transversal_entries: u64,
@@ -51,7 +51,7 @@ impl Default for GroupConfig {
         Self {
             giant_tries: 200,
             giant_seed: 0x6a09_e667_f3bc_c908,
-            max_schreier_sims_work: 40_000_000_000,
+            max_schreier_sims_work: 15_000_000_000,
             max_transversal_entries: 1 << 27,
         }
     }
@@ -505,8 +505,8 @@ impl PermGroup {
                     let rest: Vec<usize> =
                         f.points.iter().copied().filter(|&x| x != point).collect();
                     let alt = matches!(f.repr, Repr::Alternating);
-                    // A_{m-1} with m >= 8 is still nontrivial; S_1 is trivial.
-                    if rest.len() >= 2 {
+                    // S_1 and A_2 are trivial: drop the factor.
+                    if rest.len() >= if alt { 3 } else { 2 } {
                         let repr = if alt {
                             Repr::Alternating
                         } else {
@@ -1109,10 +1109,43 @@ mod tests {
         assert!(!a
             .contains(&Perm::from_cycles(1001, &[vec![0, 1]]).unwrap())
             .unwrap());
+        // MiniLM's hidden units: six layers of 1536 units, one symmetric group each, 9216 points.
+        let n6 = 6 * 1536;
+        let mut gens = Vec::new();
+        for b in 0..6 {
+            let pts: Vec<usize> = (b * 1536..(b + 1) * 1536).collect();
+            gens.push(Perm::from_cycles(n6, &[vec![pts[5], pts[6]]]).unwrap());
+            gens.push(Perm::from_cycles(n6, &[pts]).unwrap());
+        }
+        let t = std::time::Instant::now();
+        let g6 = PermGroup::new(n6, gens).unwrap();
+        assert_eq!(g6.order(), &factorial(1536).pow(6));
+        assert!(g6.factors().iter().all(|f| f.kind == FactorKind::Symmetric));
+        assert!(g6.contains(&g6.uniform_element(&mut rng)).unwrap());
+        // Generous bound (measured: well under a second in release on the 2-core machine).
+        assert!(t.elapsed().as_secs() < 20, "{:?}", t.elapsed());
         // A large cyclic group is not a giant and goes through Schreier-Sims.
         let c = cyclic_group(n).unwrap();
         assert_eq!(c.order(), &BigUint::from(n));
         assert_eq!(c.factors()[0].kind, FactorKind::StabiliserChain);
+    }
+
+    /// A large imprimitive group is not a giant: Schreier-Sims runs into its work limit and says
+    /// so instead of running for hours. About 30 s; run with
+    /// `cargo test --release -p claimlab-orbits -- --ignored imprimitive`.
+    #[test]
+    #[ignore]
+    fn large_imprimitive_group_hits_the_limit() {
+        let n = 1536;
+        // (1,5) and the n-cycle: 4 divides n, so the blocks {i, i+4, ...} are preserved.
+        let g = PermGroup::new(
+            n,
+            vec![
+                Perm::from_cycles(n, &[vec![0, 4]]).unwrap(),
+                Perm::from_cycles(n, &[(0..n).collect()]).unwrap(),
+            ],
+        );
+        assert!(matches!(g, Err(Error::TooLarge { .. })));
     }
 
     #[test]
@@ -1129,6 +1162,39 @@ mod tests {
         }
         // 400 nearly uniform draws from 20 elements miss one with probability < 20·(19/20)^400.
         assert_eq!(seen.len(), 20);
+    }
+
+    #[test]
+    fn repeated_stabilisers_down_to_the_trivial_group() {
+        let m12 = PermGroup::from_cycle_lines(
+            "(1,2,3,4,5,6,7,8,9,10,11)\n(3,7,11,8)(4,10,5,6)\n(1,12)(2,11)(3,6)(4,8)(5,9)(7,10)",
+            None,
+        )
+        .unwrap();
+        let mut rng = claimlab_testkit::rng(5);
+        for (g, n) in [
+            (m12, 12usize),
+            (alternating_group(8).unwrap(), 8),
+            (symmetric_group(9).unwrap(), 9),
+        ] {
+            let mut cur = g.clone();
+            for pt in 0..n {
+                let orbit = cur.orbit(pt).unwrap().len();
+                let next = cur.stabiliser(pt).unwrap();
+                assert_eq!(
+                    next.order() * BigUint::from(orbit),
+                    cur.order().clone(),
+                    "point {pt}"
+                );
+                let x = next.uniform_element(&mut rng);
+                assert!((0..=pt).all(|q| x.image(q) == q));
+                assert!(g.contains(&x).unwrap() && next.contains(&x).unwrap());
+                assert!(!next.base().is_empty() || next.order().is_one());
+                cur = next;
+            }
+            assert!(cur.order().is_one());
+            assert_eq!(cur.elements(1).unwrap().len(), 1);
+        }
     }
 
     #[test]
