@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 pub const MAX_DIM: usize = 6;
 
 /// Largest coefficient modulus accepted by [`VrConfig::modulus`].
-pub const MAX_MODULUS: u32 = 65_521;
+pub const MAX_MODULUS: u32 = 251;
 
 /// Options of the Vietoris-Rips computations; the defaults are Ripser's.
 ///
@@ -83,7 +83,7 @@ impl VrConfig {
             return Err(Error::InvalidParam {
                 name: "modulus",
                 value: p.to_string(),
-                reason: "must be a prime between 2 and 65521",
+                reason: "must be a prime between 2 and 251",
             });
         }
         Ok(())

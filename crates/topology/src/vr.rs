@@ -121,7 +121,7 @@ pub fn vr_barcodes_with_metric<F: Fn(usize, usize) -> f64 + Sync>(
 }
 
 /// `Err(Overflow)` unless every simplex index up to dimension `max_dim + 1` on `n` vertices fits
-/// in 63 bits (checked before any distance is computed).
+/// in 55 bits, leaving room for the coefficient bits (checked before any distance is computed).
 fn check_index_range(n: usize, max_dim: usize) -> Result<()> {
     let k = max_dim as u128 + 2;
     let mut c: u128 = 1;
@@ -129,14 +129,14 @@ fn check_index_range(n: usize, max_dim: usize) -> Result<()> {
         // C(n, i + 1) = C(n, i) * (n - i) / (i + 1), exact at every step.
         let Some(next) = c.checked_mul((n as u128).saturating_sub(i)) else {
             return Err(Error::Overflow {
-                what: "simplex index C(n, max_dim + 2) exceeds 63 bits",
+                what: "simplex index C(n, max_dim + 2) exceeds 55 bits",
             });
         };
         c = next / (i + 1);
     }
-    if c > u128::from(u64::MAX / 2) {
+    if c > u128::from(MAX_INDEX) {
         return Err(Error::Overflow {
-            what: "simplex index C(n, max_dim + 2) exceeds 63 bits",
+            what: "simplex index C(n, max_dim + 2) exceeds 55 bits",
         });
     }
     Ok(())
@@ -167,9 +167,9 @@ impl Binomial {
             }
         }
         // Indices are sums of such terms; keep headroom so those sums cannot wrap either.
-        if table[n * stride + kmax] > u64::MAX / 2 {
+        if table[n * stride + kmax] > MAX_INDEX {
             return Err(Error::Overflow {
-                what: "simplex index C(n, max_dim + 2) exceeds 63 bits",
+                what: "simplex index C(n, max_dim + 2) exceeds 55 bits",
             });
         }
         Ok(Self { table, stride })
@@ -185,8 +185,39 @@ impl Binomial {
 #[derive(Debug, Clone, Copy)]
 struct Entry {
     diam: f64,
-    index: u64,
-    coef: u64,
+    /// `index << COEF_BITS | coefficient`: one word, so heap entries are 16 bytes (as Ripser).
+    key: u64,
+}
+
+/// Bits of [`Entry::key`] that hold the coefficient (moduli below 2^8).
+const COEF_BITS: u32 = 8;
+
+/// Simplex indices (and their partial sums) stay below this, so `index << COEF_BITS` fits.
+const MAX_INDEX: u64 = 1 << 55;
+
+impl Entry {
+    #[inline]
+    fn new(diam: f64, index: u64, coef: u64) -> Self {
+        Self {
+            diam,
+            key: (index << COEF_BITS) | coef,
+        }
+    }
+
+    #[inline]
+    fn index(&self) -> u64 {
+        self.key >> COEF_BITS
+    }
+
+    #[inline]
+    fn coef(&self) -> u64 {
+        self.key & ((1 << COEF_BITS) - 1)
+    }
+
+    #[inline]
+    fn with_coef(self, coef: u64) -> Self {
+        Self::new(self.diam, self.index(), coef)
+    }
 }
 
 // Heap order: the greatest entry is the earliest in the filtration (smallest diameter, then
@@ -195,7 +226,7 @@ struct Entry {
 impl Ord for Entry {
     #[inline]
     fn cmp(&self, other: &Self) -> Ordering {
-        (other.diam.to_bits(), self.index).cmp(&(self.diam.to_bits(), other.index))
+        (other.diam.to_bits(), self.key).cmp(&(self.diam.to_bits(), other.key))
     }
 }
 impl PartialOrd for Entry {
@@ -323,7 +354,7 @@ impl<D: Dist> Rips<'_, D> {
         all: bool,
         mut f: impl FnMut(Entry, usize) -> bool,
     ) {
-        let mut idx_below = s.index;
+        let mut idx_below = s.index();
         let mut idx_above = 0u64;
         let mut k = dim + 1;
         let mut v = self.n;
@@ -346,15 +377,11 @@ impl<D: Dist> Rips<'_, D> {
                 continue;
             }
             let coef = if k % 2 == 1 {
-                (self.p - s.coef) % self.p
+                (self.p - s.coef()) % self.p
             } else {
-                s.coef
+                s.coef()
             };
-            let e = Entry {
-                diam: d,
-                index: idx_above + self.binom.get(v, k + 1) + idx_below,
-                coef,
-            };
+            let e = Entry::new(d, idx_above + self.binom.get(v, k + 1) + idx_below, coef);
             if !f(e, v) {
                 return;
             }
@@ -411,15 +438,8 @@ impl<D: Dist> Rips<'_, D> {
     /// coboundary when it has zero persistence), if any, with its new vertex.
     fn zero_apparent_cofacet(&self, s: Entry, verts: &[usize]) -> Option<(Entry, usize)> {
         let v = self.first_zero_coface_vertex(verts, s.diam, None)?;
-        let (index, coef) = self.coface_with(verts, v, s.coef);
-        Some((
-            Entry {
-                diam: s.diam,
-                index,
-                coef,
-            },
-            v,
-        ))
+        let (index, coef) = self.coface_with(verts, v, s.coef());
+        Some((Entry::new(s.diam, index, coef), v))
     }
 
     /// The facet of `t` (dimension `dim`, vertices `verts`) with the same diameter and the smallest
@@ -450,14 +470,7 @@ impl<D: Dist> Rips<'_, D> {
                 }
                 // The removed vertex sits at ascending position dim - j of t.
                 let coef = if (dim - j) % 2 == 1 { self.p - 1 } else { 1 };
-                return Some((
-                    Entry {
-                        diam: d,
-                        index,
-                        coef,
-                    },
-                    j,
-                ));
+                return Some((Entry::new(d, index, coef), j));
             }
         }
         None
@@ -496,7 +509,7 @@ impl<D: Dist> Rips<'_, D> {
         buf: &mut Vec<usize>,
         buf2: &mut Vec<usize>,
     ) -> Option<Entry> {
-        self.vertices(t.index, dim, buf);
+        self.vertices(t.index(), dim, buf);
         self.apparent_facet_of_verts(t, dim, buf, buf2)
     }
 
@@ -517,7 +530,7 @@ impl<D: Dist> Rips<'_, D> {
         cverts.push(v);
         cverts.extend(sverts.iter().copied().filter(|&u| u < v));
         self.zero_apparent_facet(c, dim + 1, cverts)
-            .is_some_and(|(f, _)| f.index == s.index)
+            .is_some_and(|(f, _)| f.index() == s.index())
     }
 
     /// As [`Self::has_apparent_cofacet_verts`], decoding the vertices of `s` first.
@@ -528,7 +541,7 @@ impl<D: Dist> Rips<'_, D> {
         buf: &mut Vec<usize>,
         buf2: &mut Vec<usize>,
     ) -> bool {
-        self.vertices(s.index, dim, buf);
+        self.vertices(s.index(), dim, buf);
         self.has_apparent_cofacet_verts(s, dim, buf, buf2)
     }
 
@@ -540,7 +553,7 @@ impl<D: Dist> Rips<'_, D> {
         heap: &mut BinaryHeap<Entry>,
         buf: &mut Vec<usize>,
     ) {
-        self.vertices(s.index, dim, buf);
+        self.vertices(s.index(), dim, buf);
         self.cofaces(s, dim, buf, true, |e, _| {
             heap.push(e);
             true
@@ -552,13 +565,13 @@ impl<D: Dist> Rips<'_, D> {
         loop {
             let mut top = heap.pop()?;
             while let Some(next) = heap.peek() {
-                if next.index != top.index {
+                if next.index() != top.index() {
                     break;
                 }
-                top.coef = (top.coef + next.coef) % self.p;
+                top = top.with_coef((top.coef() + next.coef()) % self.p);
                 heap.pop();
             }
-            if top.coef != 0 {
+            if top.coef() != 0 {
                 return Some(top);
             }
         }
@@ -578,8 +591,8 @@ impl<D: Dist> Rips<'_, D> {
         let mut edges: Vec<(usize, usize, u32)> = std::iter::once(&col)
             .chain(entries)
             .map(|e| {
-                self.vertices(e.index, 1, &mut buf);
-                (buf[0], buf[1], e.coef as u32)
+                self.vertices(e.index(), 1, &mut buf);
+                (buf[0], buf[1], e.coef() as u32)
             })
             .collect();
         edges.sort_unstable();
@@ -608,12 +621,12 @@ impl<D: Dist> Rips<'_, D> {
             working.clear();
             reduction.clear();
             // Build δ(col); stop at once on an emergent pair.
-            self.vertices(col.index, dim, &mut buf);
+            self.vertices(col.index(), dim, &mut buf);
             let mut check_emergent = true;
             let mut emergent = None;
             self.cofaces(col, dim, &buf, true, |e, _| {
                 if check_emergent && e.diam <= col.diam {
-                    if !pivots.contains_key(&e.index)
+                    if !pivots.contains_key(&e.index())
                         && self
                             .apparent_facet_of(e, dim + 1, &mut buf2, &mut buf3)
                             .is_none()
@@ -647,31 +660,26 @@ impl<D: Dist> Rips<'_, D> {
                     }
                     break;
                 };
-                if let Some(&j) = pivots.get(&piv.index) {
+                if let Some(&j) = pivots.get(&piv.index()) {
                     let c = &cols[j as usize];
                     let factor =
-                        (self.p - piv.coef * self.inv[c.pivot_coef as usize] % self.p) % self.p;
+                        (self.p - piv.coef() * self.inv[c.pivot_coef as usize] % self.p) % self.p;
                     stats.additions += 1;
-                    let s = Entry {
-                        coef: factor,
-                        ..c.simplex
-                    };
+                    let s = c.simplex.with_coef(factor);
                     reduction.push(s);
                     self.push_coboundary(s, dim, &mut working, &mut buf2);
                     for e in &v_entries[c.v_start..c.v_end] {
-                        let s = Entry {
-                            coef: e.coef * factor % self.p,
-                            ..*e
-                        };
+                        let s = e.with_coef(e.coef() * factor % self.p);
                         reduction.push(s);
                         self.push_coboundary(s, dim, &mut working, &mut buf2);
                     }
                     pivot = self.get_pivot(&mut working);
                 } else if let Some(f) = self.apparent_facet_of(piv, dim + 1, &mut buf2, &mut buf3) {
                     // The facet's column was skipped: its coboundary is already reduced.
-                    let factor = (self.p - piv.coef * self.inv[f.coef as usize] % self.p) % self.p;
+                    let factor =
+                        (self.p - piv.coef() * self.inv[f.coef() as usize] % self.p) % self.p;
                     stats.additions += 1;
-                    let s = Entry { coef: factor, ..f };
+                    let s = f.with_coef(factor);
                     reduction.push(s);
                     self.push_coboundary(s, dim, &mut working, &mut buf2);
                     pivot = self.get_pivot(&mut working);
@@ -687,12 +695,12 @@ impl<D: Dist> Rips<'_, D> {
                         }
                     }
                     pivots.insert(
-                        piv.index,
+                        piv.index(),
                         u32::try_from(cols.len()).expect("fewer than 2^32 columns"),
                     );
                     cols.push(Column {
                         simplex: col,
-                        pivot_coef: piv.coef,
+                        pivot_coef: piv.coef(),
                         v_start,
                         v_end: v_entries.len(),
                     });
@@ -706,7 +714,7 @@ impl<D: Dist> Rips<'_, D> {
 
 /// Sorts columns in reverse filtration order: diameter descending, index ascending.
 fn sort_reverse_filtration(cols: &mut [Entry]) {
-    cols.sort_unstable_by(|a, b| b.diam.total_cmp(&a.diam).then(a.index.cmp(&b.index)));
+    cols.sort_unstable_by(|a, b| b.diam.total_cmp(&a.diam).then(a.index().cmp(&b.index())));
 }
 
 fn find(parent: &mut [usize], mut x: usize) -> usize {
@@ -765,21 +773,17 @@ fn rips_with<D: Dist>(
         for j in 0..i {
             let d = dist.get(i, j);
             if d <= threshold {
-                edges.push(Entry {
-                    diam: d,
-                    index: (i * (i - 1) / 2 + j) as u64,
-                    coef: 1,
-                });
+                edges.push(Entry::new(d, (i * (i - 1) / 2 + j) as u64, 1));
             }
         }
     }
-    edges.sort_unstable_by(|a, b| a.diam.total_cmp(&b.diam).then(b.index.cmp(&a.index)));
+    edges.sort_unstable_by(|a, b| a.diam.total_cmp(&b.diam).then(b.index().cmp(&a.index())));
     stats[0].simplices = n;
     let mut parent: Vec<usize> = (0..n).collect();
     let mut columns = Vec::new();
     let mut buf = Vec::new();
     for &e in &edges {
-        r.vertices(e.index, 1, &mut buf);
+        r.vertices(e.index(), 1, &mut buf);
         let (a, b) = (find(&mut parent, buf[0]), find(&mut parent, buf[1]));
         if a == b {
             if max_dim >= 1 {
@@ -867,9 +871,9 @@ fn assemble<D: Dist>(
     let per_face = |s: &Entry| {
         let (mut buf, mut buf2, mut buf3) = (Vec::new(), Vec::new(), Vec::new());
         let mut out = Vec::new();
-        r.vertices(s.index, dim - 1, &mut buf);
-        r.cofaces(Entry { coef: 1, ..*s }, dim - 1, &buf, false, |t, v| {
-            out.push((Entry { coef: 1, ..t }, v));
+        r.vertices(s.index(), dim - 1, &mut buf);
+        r.cofaces(s.with_coef(1), dim - 1, &buf, false, |t, v| {
+            out.push((t.with_coef(1), v));
             true
         });
         out.into_iter().map(move |(t, v)| {
@@ -877,7 +881,7 @@ fn assemble<D: Dist>(
             buf2.clear();
             buf2.push(v);
             buf2.extend_from_slice(&buf);
-            let tag = if pivots.contains_key(&t.index)
+            let tag = if pivots.contains_key(&t.index())
                 || r.apparent_facet_of_verts(t, dim, &buf2, &mut buf3)
                     .is_some()
             {
