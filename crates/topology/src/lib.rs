@@ -37,9 +37,18 @@
 //! ```
 //!
 //! # Accuracy and peers
-//! All arithmetic on filtration values is exact (comparisons of stored f64 distances), so the
-//! diagrams are exact for the f64 distances given. Against `ripser` 0.6.15 (which works in float32)
-//! the reference tests agree to 1e-6 relative.
+//! - Barcodes: filtration values are only compared, never combined, so the diagrams are exact for
+//!   the f64 distances given. Against `ripser` 0.6.15 (float32) on the reference clouds (circle100,
+//!   sphere200, torus400 up to H2; cube1000 up to H1) every interval agrees to 1e-6 relative.
+//! - Bottleneck: exact (the answer is one of the candidate values). Wasserstein: exact up to
+//!   rounding by the Hungarian method; the auction path returns a matching cost and a certified
+//!   dual lower bound within the requested relative error. Both match GUDHI 3.13 / Hera (delta
+//!   1e-10) to 1e-9 relative on the reference pair.
+//! - See [`doc::for_ripser_users`] for option-by-option differences from Ripser and GUDHI.
+//!
+//! # Features
+//! - `rayon` (default): parallel distance matrix and column assembly. Results are bit-identical
+//!   without it and at any thread count.
 #![forbid(unsafe_code)]
 
 mod auction;
