@@ -119,6 +119,7 @@ impl Default for BlahutConfig {
 }
 
 /// Why [`blahut_arimoto`] stopped.
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum BlahutStop {
@@ -129,6 +130,7 @@ pub enum BlahutStop {
 }
 
 /// One point of the rate-distortion curve found by [`blahut_arimoto`].
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct BlahutPoint {

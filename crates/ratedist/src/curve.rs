@@ -12,6 +12,7 @@ use crate::rans::encode_symbols;
 use crate::uniform::{uniform_quantize, Granularity, UniformConfig, UniformMode};
 
 /// Which differential entropy estimate fed the Shannon lower bound.
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum EntropyEstimator {
@@ -24,6 +25,7 @@ pub enum EntropyEstimator {
 
 /// One operational point of [`operational_curve`]. All rates are in bits per weight and include
 /// the side information (scales, zero points, codebooks).
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CurvePoint {
@@ -51,6 +53,7 @@ pub struct CurvePoint {
 }
 
 /// Result of [`operational_curve`].
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct OperationalCurve {

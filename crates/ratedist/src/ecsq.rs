@@ -16,6 +16,7 @@ pub enum EcsqRecon {
 }
 
 /// Rate and distortion of an entropy-coded uniform quantizer on a density.
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct EcsqPoint {

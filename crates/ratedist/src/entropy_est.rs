@@ -171,6 +171,7 @@ pub fn kl_entropy_bits(points: &[f64], dim: usize, k: usize) -> Result<f64> {
 }
 
 /// Result of [`histogram_entropy_bits`].
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct HistogramEntropy {

@@ -68,6 +68,7 @@ pub fn gaussian_distortion_mse(variance: f64, rate_bits: f64) -> Result<f64> {
 }
 
 /// Result of [`reverse_water_filling`].
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct WaterFilling {

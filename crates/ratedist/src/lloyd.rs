@@ -44,6 +44,7 @@ impl Default for LloydConfig {
 }
 
 /// A trained scalar codebook.
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct LloydFit {

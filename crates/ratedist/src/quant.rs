@@ -13,6 +13,7 @@ pub const CODEBOOK_VALUE_BITS: u64 = 32;
 /// width, codebook values at [`CODEBOOK_VALUE_BITS`]), `total_bits` their sum. An entropy coder
 /// replaces `index_bits` by about `n · index_entropy_bits` (see [`encode_symbols`](crate::encode_symbols)
 /// for the real size).
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Quantized {

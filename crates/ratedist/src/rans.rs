@@ -288,6 +288,7 @@ pub fn decode_symbols(bytes: &[u8]) -> Result<Vec<u32>> {
 }
 
 /// Real coded size of a symbol stream beside its empirical entropy.
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CodedSize {

@@ -86,7 +86,10 @@ impl Default for UniformConfig {
 /// use claimlab_ratedist::{uniform_quantize, UniformConfig};
 /// let x = [0.0f32, 0.5, 1.0, -1.0];
 /// let q = uniform_quantize(&x, &UniformConfig { bits: 2, ..UniformConfig::default() }).unwrap();
-/// // Δ = 2/3: levels −2/3·{…}; 0 and ±1 are not all exact, but the bits are: 4·2 + 32 + 2.
+/// // Δ = 2/3 and z = 2: levels −4/3, −2/3, 0, 2/3 (0 is exact; 1.0 clamps to 2/3).
+/// assert!(q.reconstruction[0].abs() < f32::MIN_POSITIVE);
+/// assert!((q.reconstruction[2] - 2.0 / 3.0).abs() < 1e-6);
+/// // 4 indices × 2 bits, one 32-bit scale, one 2-bit zero point.
 /// assert_eq!(q.total_bits, 8 + 32 + 2);
 /// ```
 pub fn uniform_quantize(x: &[f32], cfg: &UniformConfig) -> Result<Quantized> {
