@@ -112,8 +112,7 @@ pub fn assert_slice_close(a: &[f64], b: &[f64], rel: f64, abs: f64) {
     for (i, (&x, &y)) in a.iter().zip(b).enumerate() {
         let err = (x - y).abs();
         let allowed = abs + rel * y.abs();
-        // `!(err <= allowed)` also catches NaN.
-        if !(err <= allowed) {
+        if err.is_nan() || err > allowed {
             let excess = if err.is_nan() {
                 f64::INFINITY
             } else {
