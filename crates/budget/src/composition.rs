@@ -39,6 +39,7 @@ fn check_stages(errors: &[f64], lipschitz: &[f64]) -> Result<()> {
 
 /// The propagated error bound of a pipeline, term by term.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub struct CompositionBound {
     /// `Σ_i ε_i Π_{j>i} L_j`.
@@ -158,6 +159,7 @@ fn check_permutation(order: &[usize], n: usize) -> Result<()> {
 
 /// An estimate of a Lipschitz constant from sampled pairs.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub struct LipschitzEstimate {
     /// `max_pairs d_out / d_in`: a lower bound on the true constant.
@@ -406,6 +408,7 @@ pub fn order_by_rule(errors: &[f64], rho: &[f64]) -> Result<Vec<usize>> {
 
 /// The result of an exhaustive search over stage orders.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub struct OrderSearch {
     /// The cheapest order (lexicographically first among ties).
@@ -485,6 +488,7 @@ fn next_permutation(p: &mut [usize]) -> bool {
 
 /// How the ordering rule fares against the best order of a cost function.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub struct OrderingReport {
     /// [`order_by_rule`]'s order.

@@ -12,6 +12,7 @@ use crate::sum::sum;
 
 /// One layer of a continuous allocation problem.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct ContinuousLayer {
     /// `S_l > 0`: how much a unit of squared error in this layer costs in the objective (for example a
     /// Hessian trace or Fisher sensitivity).
@@ -36,6 +37,7 @@ impl ContinuousLayer {
 
 /// How a layer's size depends on its error `ε` (see each variant).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub enum SizeModel {
     /// `size_l(ε) = n_l · max(0, log2(σ_l / ε))`: one bit per parameter halves the error (the
@@ -60,6 +62,7 @@ impl SizeModel {
 
 /// A continuous allocation.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub struct ContinuousAllocation {
     /// `ε_l` per layer.
@@ -259,6 +262,7 @@ fn water_fill_linear(layers: &[ContinuousLayer], budget: f64) -> ContinuousAlloc
 
 /// Reverse water-filling for independent Gaussian components at a given total distortion.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub struct WaterFilling {
     /// The water level `θ`.
@@ -345,6 +349,7 @@ pub fn reverse_water_filling(variances: &[f64], total_distortion: f64) -> Result
 
 /// Which argmin solver runs the inner minimisations of [`minimise_within_budget`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub enum InnerSolver {
     /// argmin's L-BFGS (memory 7) with a More–Thuente line search and central-difference gradients.
@@ -355,6 +360,7 @@ pub enum InnerSolver {
 
 /// Settings of [`minimise_within_budget`].
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub struct NumericConfig {
     /// The inner solver (default L-BFGS).
@@ -385,6 +391,7 @@ impl Default for NumericConfig {
 
 /// The result of [`minimise_within_budget`].
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub struct NumericSolution {
     /// The minimiser.

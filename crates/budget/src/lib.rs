@@ -18,6 +18,8 @@
 //!   (`Σ ε_i Π_{j>i} L_j`), [`lipschitz_from_pairs`] and [`lipschitz_sampled`] (largest ratio, with
 //!   the sample size), [`order_by_rule`] (largest `ε_i/(1 − ρ_i)` first), [`best_order_brute_force`]
 //!   and [`ordering_regret`].
+//! - **Sample sizes** for calibration: [`hoeffding_samples`], [`dkw_samples`], [`tail_samples`] and
+//!   [`tail_confidence`] (the confidence to state beside a largest-ratio estimate).
 //!
 //! # Example
 //! ```
@@ -51,6 +53,7 @@ mod error;
 mod mckp;
 mod multi;
 mod pareto;
+mod samples;
 mod sum;
 pub mod tol;
 
@@ -73,3 +76,22 @@ pub use mckp::{
 };
 pub use multi::{exact_allocation_multi, MultiItem, MultiSolution};
 pub use pareto::{convexity, hypervolume, pareto_front, pareto_hull, Convexity};
+pub use samples::{dkw_samples, hoeffding_samples, tail_confidence, tail_samples};
+
+#[cfg(test)]
+mod tests {
+    /// STYLE.md: area crates never depend on `weights`, `runtime` or `experiments`.
+    #[test]
+    fn no_dependency_on_weights_runtime_or_experiments() {
+        let manifest = include_str!("../Cargo.toml");
+        let forbidden = [
+            "claimlab-weights",
+            "claimlab-runtime",
+            "claimlab-experiments",
+        ];
+        for line in manifest.lines() {
+            let key = line.split(['=', '.']).next().unwrap_or("").trim();
+            assert!(!forbidden.contains(&key), "Cargo.toml depends on {key}");
+        }
+    }
+}

@@ -13,6 +13,7 @@ use crate::tol::{COST_REL, DIST_REL, GRID_REL};
 ///
 /// Costs are in the caller's unit (bits, bytes, BOPs); only their sums are compared with the budget.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Item {
     /// The option's cost (any finite value; typically bits).
     pub cost: f64,
@@ -168,6 +169,7 @@ fn hull_of(menu: &[Item]) -> Vec<usize> {
 
 /// One step of the Lagrangian sweep: a layer moves to its next hull option.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub struct SweepStep {
     /// The layer that moves.
@@ -183,6 +185,7 @@ pub struct SweepStep {
 
 /// One point on the Lagrangian path: an allocation that is optimal for a range of multipliers.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub struct PathPoint {
     /// Total cost.
@@ -202,6 +205,7 @@ pub struct PathPoint {
 /// increase strictly and distortions decrease strictly along the path, and by Everett's theorem each
 /// point is an exact optimum of the knapsack at its own cost.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub struct LagrangianPath {
     /// Per layer, the option indices of its lower convex hull (see [`layer_hull`]).
@@ -402,6 +406,7 @@ pub fn lagrangian_path(menus: &[Vec<Item>]) -> Result<LagrangianPath> {
 
 /// An allocation chosen by a Lagrangian method, with its certificate.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub struct LagrangianSolution {
     /// The option index chosen per layer.
@@ -474,6 +479,7 @@ pub(crate) fn solution_on_path(path: &LagrangianPath, budget: f64) -> Result<Lag
 
 /// Settings of [`lagrangian_bisection`].
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub struct BisectionConfig {
     /// Most bisection steps (default 200).
@@ -632,6 +638,7 @@ pub fn lagrangian_bisection(
 
 /// Settings of the dynamic programmes [`exact_allocation_dp`] and [`exact_curve_dp`].
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub struct DpConfig {
     /// The cost grid step. `None` (the default): the differences between costs within each layer
@@ -796,6 +803,7 @@ fn dp_layer(prev: &[f64], cur: &mut [f64], row: &[(usize, u64, f64)], mut arg: O
 
 /// An exactly optimal allocation.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub struct ExactSolution {
     /// The option index chosen per layer.
@@ -905,6 +913,7 @@ pub(crate) fn totals(menus: &[Vec<Item>], choice: &[usize]) -> (f64, f64) {
 
 /// The exact optimum for every budget on the grid, from one dynamic programme.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub struct ExactCurve {
     /// The least total cost (every layer at its cheapest option).
@@ -976,6 +985,7 @@ pub fn exact_curve_dp(menus: &[Vec<Item>], config: &DpConfig) -> Result<ExactCur
 
 /// Settings of [`exact_allocation_bnb`].
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub struct BranchBoundConfig {
     /// Most nodes to expand before giving up with [`Error::NodeLimit`] (default 10^7).
@@ -1202,6 +1212,7 @@ pub fn exact_allocation_bnb(
 
 /// The duality gap at one budget: Lagrangian allocation against the exact optimum.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub struct GapPoint {
     /// The budget.

@@ -8,6 +8,7 @@ use crate::tol::DIST_REL;
 
 /// One option with a cost per constraint.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct MultiItem {
     /// One cost per budget (same order as the budgets).
     pub costs: Vec<f64>,
@@ -25,6 +26,7 @@ impl MultiItem {
 
 /// An exactly optimal allocation under several budgets.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub struct MultiSolution {
     /// The option index chosen per layer.

@@ -160,6 +160,7 @@ pub fn hypervolume(points: &[(f64, f64)], reference: (f64, f64)) -> Result<f64> 
 
 /// The result of [`convexity`].
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub struct Convexity {
     /// The Pareto front (indices into the input, increasing size).
