@@ -172,8 +172,13 @@ struct Solver<'a> {
     p: Vec<f64>,
     /// Original row index of each kept row.
     row_of: Vec<usize>,
-    /// exp(−s (d(x,y) − min_y d(x,y))) for kept rows, row-major.
+    /// exp(−s (d(x,y) − min_y d(x,y))) for kept rows, each row stored only over the column
+    /// range [first, last] of its entries ≥ [`A_FLOOR`] (a band for sorted squared error).
     a: Vec<f64>,
+    /// Start of row x in `a`; `off[x + 1] − off[x]` is its stored length.
+    off: Vec<usize>,
+    /// First stored column of row x.
+    col0: Vec<usize>,
     /// min_y d(x, y) per kept row.
     dmin: Vec<f64>,
     m: usize,
@@ -208,12 +213,14 @@ impl Solver<'_> {
             part.fill(0.0);
             for (k, zx) in zc.iter_mut().enumerate() {
                 let x = ci * CHUNK_ROWS + k;
-                let row = &self.a[x * m..(x + 1) * m];
+                let row = &self.a[self.off[x]..self.off[x + 1]];
+                let c0 = self.col0[x];
+                let qs = &q[c0..c0 + row.len()];
                 // Z ≥ Q_FLOOR > 0: each shifted row holds a 1 and q ≥ Q_FLOOR.
-                let zz = dot(row, q);
+                let zz = dot(row, qs);
                 *zx = zz;
                 let w = self.p[x] / zz;
-                for (pc, &av) in part.iter_mut().zip(row) {
+                for (pc, &av) in part[c0..c0 + row.len()].iter_mut().zip(row) {
                     *pc += w * av;
                 }
             }
@@ -270,8 +277,10 @@ impl Solver<'_> {
         let m = self.m;
         let mut total = 0.0;
         for (x, (&px, &zx)) in self.p.iter().zip(z).enumerate() {
-            let row = &self.a[x * m..(x + 1) * m];
-            let drow = &self.dist.data[self.row_of[x] * m..(self.row_of[x] + 1) * m];
+            let row = &self.a[self.off[x]..self.off[x + 1]];
+            let c0 = self.row_of[x] * m + self.col0[x];
+            let drow = &self.dist.data[c0..c0 + row.len()];
+            let q = &q[self.col0[x]..self.col0[x] + row.len()];
             let mut acc = 0.0;
             for ((&av, &qy), &d) in row.iter().zip(q).zip(drow) {
                 acc += av * qy * d;
@@ -349,13 +358,19 @@ fn solve(
     let m = dist.cols;
     let row_of: Vec<usize> = (0..dist.rows).filter(|&x| p[x] > 0.0).collect();
     let n = row_of.len();
-    let mut a = Vec::with_capacity(n * m);
+    let mut a = Vec::new();
+    let mut off = vec![0];
+    let mut col0 = Vec::with_capacity(n);
     let mut dmin = Vec::with_capacity(n);
     for &x in &row_of {
         let drow = &dist.data[x * m..(x + 1) * m];
         let dm = drow.iter().copied().fold(f64::INFINITY, f64::min);
         dmin.push(dm);
-        a.extend(drow.iter().map(|&d| {
+        let keep = |d: f64| (-s * (d - dm)).exp() >= A_FLOOR;
+        // The minimum itself gives exp(0) = 1, so the range is never empty.
+        let first = drow.iter().position(|&d| keep(d)).unwrap_or(0);
+        let last = drow.iter().rposition(|&d| keep(d)).unwrap_or(m - 1);
+        a.extend(drow[first..=last].iter().map(|&d| {
             let v = (-s * (d - dm)).exp();
             if v < A_FLOOR {
                 0.0
@@ -363,11 +378,15 @@ fn solve(
                 v
             }
         }));
+        off.push(a.len());
+        col0.push(first);
     }
     let solver = Solver {
         p: row_of.iter().map(|&x| p[x]).collect(),
         row_of,
         a,
+        off,
+        col0,
         dmin,
         m,
         s,
@@ -512,9 +531,13 @@ fn solve(
 /// s < 0, bad config).
 ///
 /// # Complexity
-/// O(n m) time per iteration (one pass over a precomputed n × m table, parallel over rows with
-/// the `rayon` feature) and n·m doubles of memory. Iterations grow with s and with the alphabet
-/// (BA is linearly convergent; thousands on fine grids).
+/// O(n m) time per iteration (one pass over a precomputed table of e^(−s d), parallel over rows
+/// with the `rayon` feature) and up to n·m doubles of memory; each row keeps only the column
+/// range where e^(−s (d − min d)) ≥ 1e-150, so large slopes on sorted squared-error grids store
+/// a band. Blahut-Arimoto converges linearly; with SQUAREM, a 1 024-bin Gaussian histogram
+/// (squared error) needs 48 evaluations at s = 2 and about 2 300 at s = 8 for a 1e-6-nat gap. At
+/// large slopes on fine grids the certificate converges slowly (tail columns of q): s = 32 still
+/// had a 4e-5-nat gap after 5 000, though D and R had settled to 1e-6.
 ///
 /// # References
 /// R. Blahut, "Computation of channel capacity and rate-distortion functions", IEEE Trans. IT
