@@ -9,6 +9,7 @@ use crate::specfun::hurwitz_zeta;
 
 /// Options of [`bootstrap_p_value`].
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub struct BootstrapConfig {
     /// Number of synthetic data sets. CSN suggest 2500 for a p-value good to ±0.01; the default is
@@ -42,6 +43,7 @@ pub const BOOTSTRAP_BATCH: usize = 8;
 
 /// Result of [`bootstrap_p_value`].
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub struct BootstrapResult {
     /// Fraction of synthetic KS distances at least as large as the observed one.
@@ -136,6 +138,23 @@ pub fn bootstrap_p_value(
     fit: &PowerLawFit,
     boot: &BootstrapConfig,
 ) -> Result<BootstrapResult> {
+    bootstrap_p_value_with_progress(data, config, fit, boot, &|_| {})
+}
+
+/// [`bootstrap_p_value`] with a progress callback, called with the number of replicates finished
+/// so far after each batch (from worker threads, in completion order; the result itself does not
+/// depend on that order).
+///
+/// # Errors
+/// As [`bootstrap_p_value`].
+pub fn bootstrap_p_value_with_progress(
+    data: &[f64],
+    config: &PowerLawConfig,
+    fit: &PowerLawFit,
+    boot: &BootstrapConfig,
+    progress: &(dyn Fn(usize) + Sync),
+) -> Result<BootstrapResult> {
+    let done = std::sync::atomic::AtomicUsize::new(0);
     if boot.replicates == 0 {
         return Err(Error::InvalidParam {
             name: "replicates",
@@ -181,6 +200,7 @@ pub fn bootstrap_p_value(
             let prep = Prepared::from_sorted(x.clone(), 0);
             out.push(fit_prepared(&prep, config, false)?.ks_distance);
         }
+        progress(done.fetch_add(count, std::sync::atomic::Ordering::Relaxed) + count);
         Ok(out)
     };
     let batches: Vec<Result<Vec<f64>>> = map_batches(n_batches, run_batch);
@@ -279,7 +299,15 @@ mod tests {
             replicates: 20,
             seed: 5,
         };
-        let r1 = bootstrap_p_value(&data, &cfg, &fit, &b).unwrap();
+        let calls = std::sync::atomic::AtomicUsize::new(0);
+        let last = std::sync::atomic::AtomicUsize::new(0);
+        let r1 = bootstrap_p_value_with_progress(&data, &cfg, &fit, &b, &|k| {
+            calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            last.fetch_max(k, std::sync::atomic::Ordering::Relaxed);
+        })
+        .unwrap();
+        assert_eq!(calls.into_inner(), 20usize.div_ceil(BOOTSTRAP_BATCH));
+        assert_eq!(last.into_inner(), 20);
         let r2 = bootstrap_p_value(&data, &cfg, &fit, &b).unwrap();
         assert_eq!(r1, r2);
         assert_eq!(r1.ks_synthetic.len(), 20);

@@ -8,6 +8,7 @@ use crate::specfun::{erfc, ln_erfc, ln_upper_gamma};
 
 /// An alternative to the power law for the tail `x ≥ xmin` (each normalised on `[xmin, ∞)`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub enum Alternative {
     /// `p(x) = λ e^{-λ(x - xmin)}`.
@@ -43,6 +44,7 @@ impl Alternative {
 
 /// Fitted parameters of an alternative.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub enum AlternativeParams {
     /// Rate λ.
@@ -75,6 +77,7 @@ pub enum AlternativeParams {
 
 /// Result of a likelihood-ratio test of the power law against one alternative.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub struct LikelihoodRatio {
     /// Which alternative.

@@ -12,6 +12,7 @@ use crate::tol::{NEWTON_MAX_ITER, NEWTON_REL};
 
 /// How xmin is chosen.
 #[derive(Debug, Clone, PartialEq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub enum XminChoice {
     /// Every distinct data value except the largest is a candidate (as `powerlaw` and CSN).
@@ -27,6 +28,7 @@ pub enum XminChoice {
 /// Options of [`fit_power_law`]. The defaults are those of `powerlaw` 1.5 / CSN, except that
 /// non-positive data are an error unless [`drop_non_positive`](Self::drop_non_positive) is set.
 #[derive(Debug, Clone, PartialEq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub struct PowerLawConfig {
     /// Discrete (integer-valued, Hurwitz-zeta normalised) model instead of the continuous one.
@@ -128,6 +130,7 @@ impl PowerLawConfig {
 
 /// A fitted power law.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub struct PowerLawFit {
     /// Exponent of the pdf, `p(x) ∝ x^-alpha`.

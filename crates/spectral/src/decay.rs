@@ -5,6 +5,7 @@ use crate::error::{check_finite, Error, Result};
 
 /// Which decay law fits better.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub enum DecayModel {
     /// `σ_k ≈ C k^(−γ)`.
@@ -15,6 +16,7 @@ pub enum DecayModel {
 
 /// Result of [`fit_rank_decay`].
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub struct RankDecayFit {
     /// First rank used (1-based, inclusive).

@@ -55,6 +55,7 @@ pub fn singular_values_f32(w: MatRef<'_, f32>) -> Result<Vec<f64>> {
 
 /// Scaling of the ESD.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub enum EsdScale {
     /// Eigenvalues of `WᵀW` as they are (WeightWatcher 0.7.x, whose 1/N is commented out).
@@ -220,6 +221,7 @@ pub fn components_for_energy(sv: &[f64], fraction: f64) -> Result<usize> {
 
 /// A WeightWatcher-style report on one weight matrix.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub struct LayerReport {
     /// Rows N.

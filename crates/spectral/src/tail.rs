@@ -9,6 +9,7 @@ use crate::error::{check_finite, Error, Result};
 
 /// One tail-index estimate at a given k.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub struct TailEstimate {
     /// Number of top order statistics used.

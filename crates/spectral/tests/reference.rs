@@ -346,3 +346,57 @@ fn rank_decay_matches_reference() {
         );
     }
 }
+
+/// Bias and coverage of the continuous MLE at a known xmin over many seeds.
+#[test]
+fn alpha_bias_and_coverage_over_seeds() {
+    use claimlab_testkit::rand::RngExt;
+    let (alpha, n, seeds) = (2.5, 1000, 400);
+    let mut covered = 0;
+    let mut sum = 0.0;
+    for seed in 0..seeds {
+        let mut r = claimlab_testkit::rng(1000 + seed);
+        let data: Vec<f64> = (0..n)
+            .map(|_| (1.0 - r.random::<f64>()).powf(-1.0 / (alpha - 1.0)))
+            .collect();
+        let fit = fit_power_law(&data, &PowerLawConfig::continuous().with_xmin(1.0)).unwrap();
+        sum += fit.alpha;
+        if (fit.alpha - alpha).abs() <= 1.96 * fit.sigma {
+            covered += 1;
+        }
+    }
+    let mean = sum / seeds as f64;
+    // E[alpha_hat] - alpha = (alpha - 1)/(n - 1) ≈ 0.0015 (the MLE's known bias); the Monte Carlo
+    // error of the mean is 1.5/sqrt(n)/sqrt(seeds) ≈ 0.0024, so 4 of those bound it.
+    assert!(
+        (mean - alpha - 1.5 / 999.0).abs() < 4.0 * 0.0024,
+        "mean alpha {mean}"
+    );
+    // 95 % intervals: binomial standard error sqrt(0.95·0.05/400) ≈ 0.011; allow 4 of them.
+    let coverage = covered as f64 / seeds as f64;
+    assert!((coverage - 0.95).abs() < 4.0 * 0.011, "coverage {coverage}");
+}
+
+/// The crate stays usable on its own: no dependency on weights, runtime or experiments.
+#[test]
+fn no_dependency_on_weights_runtime_or_experiments() {
+    let manifest =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml")).unwrap();
+    // dependency names are the keys of the [dependencies] table
+    let deps: Vec<&str> = manifest
+        .split("\n[")
+        .filter(|sec| sec.starts_with("dependencies]"))
+        .flat_map(|sec| sec.lines().skip(1))
+        .filter_map(|l| l.split(['=', '.']).next().map(str::trim))
+        .filter(|k| !k.is_empty() && !k.starts_with('#'))
+        .collect();
+    assert!(deps.contains(&"faer"), "parsed {deps:?}");
+    for name in [
+        "claimlab-weights",
+        "claimlab-runtime",
+        "claimlab-experiments",
+        "experiments",
+    ] {
+        assert!(!deps.contains(&name), "spectral must not depend on {name}");
+    }
+}
