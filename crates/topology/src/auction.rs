@@ -1,6 +1,7 @@
 //! Forward auction with ε-scaling for the diagram assignment problem (Bertsekas 1988), with a
 //! certified duality gap.
 
+use crate::bottleneck::{linf, to_diagonal};
 use crate::wasserstein::Costs;
 
 const NONE: usize = usize::MAX;
@@ -21,6 +22,10 @@ pub(crate) fn auction(c: &Costs<'_>, rel: f64) -> (f64, f64) {
     if cmax <= 0.0 {
         return (0.0, 0.0);
     }
+    let (na, nb) = (c.a.len(), c.b.len());
+    // Cost of a point of `a` to any diagonal slot, and of any diagonal slot to a point of `b`.
+    let row_diag: Vec<f64> = c.a.iter().map(|x| c.pow(to_diagonal(x))).collect();
+    let col_diag: Vec<f64> = c.b.iter().map(|y| c.pow(to_diagonal(y))).collect();
     let mut price = vec![0.0f64; n];
     let mut owner = vec![NONE; n];
     let mut assigned = vec![NONE; n];
@@ -32,10 +37,10 @@ pub(crate) fn auction(c: &Costs<'_>, rel: f64) -> (f64, f64) {
         queue.clear();
         queue.extend((0..n).rev());
         while let Some(i) = queue.pop() {
-            // Best and second-best net value -(c_ij + p_j).
+            // Best and second-best net value -(c_ij + p_j), scanning the real columns with the
+            // row's own cost formula and the diagonal columns (a constant cost per row) by price.
             let (mut best, mut second, mut jbest) = (f64::NEG_INFINITY, f64::NEG_INFINITY, 0);
-            for (j, &p) in price.iter().enumerate() {
-                let val = -(c.get(i, j) + p);
+            let mut offer = |val: f64, j: usize| {
                 if val > best {
                     second = best;
                     best = val;
@@ -43,6 +48,21 @@ pub(crate) fn auction(c: &Costs<'_>, rel: f64) -> (f64, f64) {
                 } else if val > second {
                     second = val;
                 }
+            };
+            let diag_cost = if i < na {
+                let x = &c.a[i];
+                for (j, (y, &p)) in c.b.iter().zip(&price[..nb]).enumerate() {
+                    offer(-(c.pow(linf(x, y)) + p), j);
+                }
+                row_diag[i]
+            } else {
+                for (j, (&cd, &p)) in col_diag.iter().zip(&price[..nb]).enumerate() {
+                    offer(-(cd + p), j);
+                }
+                0.0
+            };
+            for (j, &p) in price.iter().enumerate().skip(nb) {
+                offer(-(diag_cost + p), j);
             }
             if second.is_infinite() {
                 second = best;
