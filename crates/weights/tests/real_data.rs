@@ -206,3 +206,46 @@ fn second_fetch_is_fast() {
         t.elapsed()
     );
 }
+
+#[test]
+fn every_real_tensor_converts_and_is_finite() {
+    let c = cache();
+    for path in [
+        c.model(Pinned::MiniLm).unwrap(),
+        c.model(Pinned::SmolLm2).unwrap(),
+    ] {
+        let m = Model::open(&path).unwrap();
+        let mut converted = 0u64;
+        for t in m.tensors().iter().filter(|t| t.dtype != DType::I64) {
+            let v = m
+                .tensor_f32(&t.name)
+                .unwrap_or_else(|e| panic!("{}: {e}", t.name));
+            assert_eq!(v.len() as u64, t.n_elems());
+            converted += v.len() as u64;
+        }
+        assert_eq!(converted, m.n_params());
+    }
+}
+
+#[test]
+fn smollm2_q4_1_block_decoded_by_hand() {
+    // The first 32-weight block of blk.0.attn_q.weight, decoded here straight from the Q4_1
+    // definition (f16 d, f16 m, 16 bytes of nibbles: low nibbles are weights 0..16, high 16..32).
+    let m = Model::open(&cache().model(Pinned::SmolLm2).unwrap()).unwrap();
+    let t = m.tensor_info("blk.0.attn_q.weight").unwrap();
+    assert_eq!(t.dtype, DType::Q4_1);
+    let raw = &m.raw_bytes(t)[..20];
+    let d = half::f16::from_le_bytes([raw[0], raw[1]]).to_f32();
+    let mn = half::f16::from_le_bytes([raw[2], raw[3]]).to_f32();
+    let mut by_hand = [0f64; 32];
+    for j in 0..16 {
+        by_hand[j] = f64::from(d * f32::from(raw[4 + j] & 15) + mn);
+        by_hand[j + 16] = f64::from(d * f32::from(raw[4 + j] >> 4) + mn);
+    }
+    let got: Vec<f64> = m.tensor_f32(&t.name).unwrap()[..32]
+        .iter()
+        .map(|&v| f64::from(v))
+        .collect();
+    claimlab_testkit::assert_slice_close(&got, &by_hand, 0.0, 0.0);
+    assert!(d > 0.0 && d < 1.0, "scale {d}");
+}
