@@ -130,27 +130,36 @@ fn vuong(l1: &[f64], l2: &[f64], nested: bool) -> (f64, f64, f64) {
 
 const LN_SQRT_2PI: f64 = 0.918_938_533_204_672_8;
 
-fn lognormal_ll(x: &[f64], xmin: f64, mu: f64, sigma: f64, out: &mut [f64]) {
+/// Per-point log-density of the lognormal truncated to `x ≥ xmin`.
+fn lognormal_ll(xmin: f64, mu: f64, sigma: f64) -> impl Fn(f64) -> f64 {
     let z0 = (xmin.ln() - mu) / (sigma * std::f64::consts::SQRT_2);
-    let ln_norm = ln_erfc(z0) - std::f64::consts::LN_2;
-    for (o, &v) in out.iter_mut().zip(x) {
+    let c = -sigma.ln() - LN_SQRT_2PI - (ln_erfc(z0) - std::f64::consts::LN_2);
+    move |v| {
         let l = v.ln();
-        *o = -l - sigma.ln() - LN_SQRT_2PI - (l - mu).powi(2) / (2.0 * sigma * sigma) - ln_norm;
+        c - l - (l - mu).powi(2) / (2.0 * sigma * sigma)
     }
 }
 
-fn stretched_ll(x: &[f64], xmin: f64, lambda: f64, beta: f64, out: &mut [f64]) {
+/// Per-point log-density of the stretched exponential on `x ≥ xmin`.
+fn stretched_ll(xmin: f64, lambda: f64, beta: f64) -> impl Fn(f64) -> f64 {
     let c = beta.ln() + beta * lambda.ln() + (lambda * xmin).powf(beta);
-    for (o, &v) in out.iter_mut().zip(x) {
-        *o = c + (beta - 1.0) * v.ln() - (lambda * v).powf(beta);
-    }
+    move |v| c + (beta - 1.0) * v.ln() - (lambda * v).powf(beta)
 }
 
-fn truncated_ll(x: &[f64], xmin: f64, alpha: f64, lambda: f64, out: &mut [f64]) {
+/// Per-point log-density of the truncated power law on `x ≥ xmin`.
+fn truncated_ll(xmin: f64, alpha: f64, lambda: f64) -> impl Fn(f64) -> f64 {
     let c = (1.0 - alpha) * lambda.ln() - ln_upper_gamma(1.0 - alpha, lambda * xmin);
-    for (o, &v) in out.iter_mut().zip(x) {
-        *o = c - alpha * v.ln() - lambda * v;
-    }
+    move |v| c - alpha * v.ln() - lambda * v
+}
+
+/// Σ f(x_i).
+fn total(x: &[f64], f: impl Fn(f64) -> f64) -> f64 {
+    x.iter().map(|&v| f(v)).sum()
+}
+
+/// [f(x_i)].
+fn per_point(x: &[f64], f: impl Fn(f64) -> f64) -> Vec<f64> {
+    x.iter().map(|&v| f(v)).collect()
 }
 
 /// Tests the fitted power law against an alternative on the same tail by Vuong's likelihood
@@ -219,11 +228,7 @@ pub fn compare_power_law(
         .map(|v| (alpha - 1.0).ln() - xmin.ln() - alpha * (v / xmin).ln())
         .collect();
     let ll_pl: f64 = lpl.iter().sum();
-    let mut la = vec![0.0; n];
-    let sum_into = |f: &dyn Fn(&mut [f64]), buf: &mut Vec<f64>| -> f64 {
-        f(buf);
-        buf.iter().sum()
-    };
+    let la: Vec<f64>;
     let mean_x = x.iter().sum::<f64>() / n as f64;
     let (params, iterations, nested, converged) = match alternative {
         Alternative::Exponential => {
@@ -231,9 +236,7 @@ pub fn compare_power_law(
             if !(lambda.is_finite() && lambda > 0.0) {
                 return Err(Error::Degenerate("all tail values equal xmin"));
             }
-            for (o, v) in la.iter_mut().zip(x) {
-                *o = lambda.ln() - lambda * (v - xmin);
-            }
+            la = per_point(x, |v| lambda.ln() - lambda * (v - xmin));
             (AlternativeParams::Exponential { lambda }, 0, false, true)
         }
         Alternative::Lognormal => {
@@ -241,20 +244,13 @@ pub fn compare_power_law(
             let s = (x.iter().map(|v| (v.ln() - m).powi(2)).sum::<f64>() / n as f64)
                 .sqrt()
                 .max(1e-3);
-            let mut buf = vec![0.0; n];
             let r = nelder_mead(
-                |q| {
-                    -sum_into(
-                        &|o| lognormal_ll(x, xmin, q[0], q[1].exp(), o),
-                        &mut buf.clone(),
-                    )
-                },
+                |q| -total(x, lognormal_ll(xmin, q[0], q[1].exp())),
                 &[m, s.ln()],
                 &[0.5 * s, 0.2],
             );
             let (mu, sigma) = (r.x[0], r.x[1].exp());
-            lognormal_ll(x, xmin, mu, sigma, &mut buf);
-            la = buf;
+            la = per_point(x, lognormal_ll(xmin, mu, sigma));
             (
                 AlternativeParams::Lognormal { mu, sigma },
                 r.iterations,
@@ -264,20 +260,13 @@ pub fn compare_power_law(
         }
         Alternative::StretchedExponential => {
             let lam0 = 1.0 / mean_x;
-            let mut buf = vec![0.0; n];
             let r = nelder_mead(
-                |q| {
-                    -sum_into(
-                        &|o| stretched_ll(x, xmin, q[0].exp(), q[1].exp(), o),
-                        &mut buf.clone(),
-                    )
-                },
+                |q| -total(x, stretched_ll(xmin, q[0].exp(), q[1].exp())),
                 &[lam0.ln(), 0.0],
                 &[0.3, 0.2],
             );
             let (lambda, beta) = (r.x[0].exp(), r.x[1].exp());
-            stretched_ll(x, xmin, lambda, beta, &mut buf);
-            la = buf;
+            la = per_point(x, stretched_ll(xmin, lambda, beta));
             (
                 AlternativeParams::StretchedExponential { lambda, beta },
                 r.iterations,
@@ -286,13 +275,7 @@ pub fn compare_power_law(
             )
         }
         Alternative::TruncatedPowerLaw => {
-            let mut buf = vec![0.0; n];
-            let obj = |q: &[f64]| {
-                -sum_into(
-                    &|o| truncated_ll(x, xmin, q[0], q[1].exp(), o),
-                    &mut buf.clone(),
-                )
-            };
+            let obj = |q: &[f64]| -total(x, truncated_ll(xmin, q[0], q[1].exp()));
             // two starts: a strong cutoff near the scale of the data, and a weak one
             let starts = [[alpha, (1.0 / mean_x).ln()], [alpha, (1e-3 / mean_x).ln()]];
             let mut best: Option<crate::optimize::NmResult> = None;
@@ -310,7 +293,7 @@ pub fn compare_power_law(
             })?;
             if !(-r.f > ll_pl) {
                 // the supremum is the power law itself (λ → 0)
-                la.clone_from(&lpl);
+                la = lpl.clone();
                 (
                     AlternativeParams::TruncatedPowerLaw { alpha, lambda: 0.0 },
                     iters,
@@ -319,8 +302,7 @@ pub fn compare_power_law(
                 )
             } else {
                 let (a, lambda) = (r.x[0], r.x[1].exp());
-                truncated_ll(x, xmin, a, lambda, &mut buf);
-                la = buf;
+                la = per_point(x, truncated_ll(xmin, a, lambda));
                 (
                     AlternativeParams::TruncatedPowerLaw { alpha: a, lambda },
                     iters,
@@ -392,18 +374,17 @@ mod tests {
         let xs: Vec<f64> = (0..=200_000)
             .map(|i| xmin * (1.0 + i as f64 * 1e-4).powi(3))
             .collect();
-        let check = |f: &dyn Fn(&[f64], &mut [f64])| {
-            let mut l = vec![0.0; xs.len()];
-            f(&xs, &mut l);
+        let check = |f: &dyn Fn(f64) -> f64| {
+            let l = per_point(&xs, f);
             let total: f64 = (1..xs.len())
                 .map(|i| 0.5 * (l[i].exp() + l[i - 1].exp()) * (xs[i] - xs[i - 1]))
                 .sum();
             assert!((total - 1.0).abs() < 1e-6, "{total}");
         };
-        check(&|x, o| lognormal_ll(x, xmin, 0.3, 0.8, o));
-        check(&|x, o| stretched_ll(x, xmin, 0.7, 0.6, o));
-        check(&|x, o| truncated_ll(x, xmin, 2.2, 0.4, o));
-        check(&|x, o| truncated_ll(x, xmin, 0.6, 1.1, o));
+        check(&lognormal_ll(xmin, 0.3, 0.8));
+        check(&stretched_ll(xmin, 0.7, 0.6));
+        check(&truncated_ll(xmin, 2.2, 0.4));
+        check(&truncated_ll(xmin, 0.6, 1.1));
     }
 
     #[test]
