@@ -556,4 +556,59 @@ mod tests {
         let _ = std::fs::remove_file(&p);
         assert!(matches!(sha256_file(&p), Err(Error::Io { .. })));
     }
+
+    fn fresh_root(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!(
+            "claimlab-weights-cache-{}-{name}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&d);
+        d
+    }
+
+    #[test]
+    fn a_wrong_file_placed_by_hand_is_rejected_without_fetching() {
+        let root = fresh_root("wrong");
+        let cache = Cache::new(Some(root.clone())).unwrap();
+        assert_eq!(cache.root(), root);
+        let dir = root.join(SMOLLM2.dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(SMOLLM2.main), b"not a model").unwrap();
+        match cache.model(Pinned::SmolLm2) {
+            Err(Error::HashMismatch {
+                expected,
+                actual,
+                path,
+            }) => {
+                assert_eq!(expected, SMOLLM2.sha256);
+                assert_eq!(actual.len(), 64);
+                assert_eq!(path, dir.join(SMOLLM2.main));
+            }
+            other => panic!("{other:?}"),
+        }
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn stamp_is_trusted_only_while_the_size_matches() {
+        let root = fresh_root("stamp");
+        let dir = root.join("x");
+        std::fs::create_dir_all(&dir).unwrap();
+        let main = dir.join("f.bin");
+        std::fs::write(&main, b"abc").unwrap();
+        let sha = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+        // First call hashes and stamps; the second trusts the stamp.
+        verify_once(&dir, &main, sha, Some(3)).unwrap();
+        assert!(std::fs::read_to_string(dir.join(STAMP))
+            .unwrap()
+            .contains(sha));
+        verify_once(&dir, &main, sha, Some(3)).unwrap();
+        // A file of another size is hashed again and rejected.
+        std::fs::write(&main, b"abcd").unwrap();
+        assert!(matches!(
+            verify_once(&dir, &main, sha, Some(3)),
+            Err(Error::HashMismatch { .. })
+        ));
+        let _ = std::fs::remove_dir_all(&root);
+    }
 }

