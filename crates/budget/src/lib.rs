@@ -69,10 +69,10 @@ pub use continuous::{
 };
 pub use error::{Error, Result};
 pub use mckp::{
-    duality_gaps, exact_allocation_bnb, exact_allocation_dp, exact_curve_dp, lagrangian_allocation,
-    lagrangian_bisection, lagrangian_path, layer_hull, BisectionConfig, BranchBoundConfig,
-    DpConfig, ExactCurve, ExactSolution, GapPoint, Item, LagrangianPath, LagrangianSolution,
-    PathPoint, SweepStep,
+    allocate_bits, duality_gaps, exact_allocation_bnb, exact_allocation_dp, exact_curve_dp,
+    lagrangian_allocation, lagrangian_bisection, lagrangian_path, layer_hull, AllocateConfig,
+    AllocationReport, BisectionConfig, BranchBoundConfig, DpConfig, ExactCurve, ExactMethod,
+    ExactSolution, GapPoint, Item, LagrangianPath, LagrangianSolution, PathPoint, SweepStep,
 };
 pub use multi::{exact_allocation_multi, MultiItem, MultiSolution};
 pub use pareto::{convexity, hypervolume, pareto_front, pareto_hull, Convexity};

@@ -749,6 +749,13 @@ fn grid_of(menus: &[Vec<Item>], config: &DpConfig) -> Result<Grid> {
     })
 }
 
+/// Whole grid steps above `base` that fit in `budget` (with the feasibility slack of
+/// [`crate::tol::COST_REL`] and four ulps for the division), at least 0.
+fn grid_units(budget: f64, base: f64, quantum: f64) -> f64 {
+    let x = (budget + cost_slack(budget) - base) / quantum;
+    (x + 4.0 * f64::EPSILON * x.abs()).floor().max(0.0)
+}
+
 impl Grid {
     /// Units of budget above the base cost, capped at what any allocation can use.
     fn units_for(&self, budget: f64) -> Result<u64> {
@@ -760,7 +767,7 @@ impl Grid {
                 min_cost: self.base_cost,
             });
         }
-        let u = ((budget - self.base_cost) / self.quantum * (1.0 + GRID_REL) + GRID_REL).floor();
+        let u = grid_units(budget, self.base_cost, self.quantum);
         Ok(if u >= self.max_units as f64 {
             self.max_units
         } else {
@@ -938,9 +945,7 @@ impl ExactCurve {
                 min_cost: self.base_cost,
             });
         }
-        let u = ((budget - self.base_cost) / self.quantum * (1.0 + GRID_REL) + GRID_REL)
-            .floor()
-            .max(0.0);
+        let u = grid_units(budget, self.base_cost, self.quantum);
         let last = self.min_distortion.len() - 1;
         Ok(if u >= last as f64 {
             self.min_distortion[last]
@@ -1273,6 +1278,102 @@ pub fn duality_gaps(
             })
         })
         .collect()
+}
+
+/// Which exact solver produced [`AllocationReport::exact`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
+pub enum ExactMethod {
+    /// [`exact_allocation_dp`].
+    DynamicProgramming,
+    /// [`exact_allocation_bnb`].
+    BranchAndBound,
+}
+
+/// Settings of [`allocate_bits`].
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
+pub struct AllocateConfig {
+    /// For the dynamic programme (tried first).
+    pub dp: DpConfig,
+    /// For branch and bound (tried when the costs are off the grid or the table is too large).
+    pub bnb: BranchBoundConfig,
+}
+
+/// The Lagrangian allocation for a budget beside the exact optimum and the gap between them.
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
+pub struct AllocationReport {
+    /// The Lagrangian (Shoham–Gersho) allocation, with its multiplier and dual bound.
+    pub lagrangian: LagrangianSolution,
+    /// The exact optimum, when a solver settled it.
+    pub exact: Option<ExactSolution>,
+    /// Which solver gave `exact`.
+    pub exact_method: Option<ExactMethod>,
+    /// `lagrangian.distortion − exact.distortion ≥ 0`, when `exact` is known.
+    pub gap: Option<f64>,
+    /// Why `exact` is missing (both solvers declined: grid or memory, then the node limit).
+    pub exact_unavailable: Option<String>,
+}
+
+/// The Lagrangian allocation and the exact optimum for one budget, for reports and the command line
+/// (`claimlab budget allocate FILE --budget B`).
+///
+/// The exact optimum comes from [`exact_allocation_dp`] when the costs lie on a grid that fits in
+/// memory, otherwise from [`exact_allocation_bnb`]; when both decline, the report says why and keeps
+/// the Lagrangian allocation with its certified `gap_bound`.
+///
+/// # Errors
+/// As [`lagrangian_allocation`]; errors of the exact solvers other than [`Error::NotOnGrid`],
+/// [`Error::TooLarge`] and [`Error::NodeLimit`].
+///
+/// # Example
+/// ```
+/// use claimlab_budget::{allocate_bits, AllocateConfig, ExactMethod, Item};
+/// let menus = vec![
+///     vec![Item::new(2.0, 4.0), Item::new(4.0, 1.0), Item::new(8.0, 0.2)],
+///     vec![Item::new(2.0, 3.0), Item::new(4.0, 2.5), Item::new(8.0, 0.1)],
+/// ];
+/// let r = allocate_bits(&menus, 10.0, &AllocateConfig::default()).unwrap();
+/// assert_eq!(r.exact_method, Some(ExactMethod::DynamicProgramming));
+/// assert_eq!(r.exact.as_ref().unwrap().choice, vec![2, 0]);
+/// assert_eq!(r.lagrangian.choice, vec![1, 0]); // the next hull step (layer 1 to 8 bits) costs 12
+/// assert!((r.gap.unwrap() - 0.8).abs() < 1e-12);
+/// ```
+pub fn allocate_bits(
+    menus: &[Vec<Item>],
+    budget: f64,
+    config: &AllocateConfig,
+) -> Result<AllocationReport> {
+    let lagrangian = lagrangian_allocation(menus, budget)?;
+    let (exact, method, why) = match exact_allocation_dp(menus, budget, &config.dp) {
+        Ok(s) => (Some(s), Some(ExactMethod::DynamicProgramming), None),
+        Err(e @ (Error::NotOnGrid { .. } | Error::TooLarge { .. })) => {
+            match exact_allocation_bnb(menus, budget, &config.bnb) {
+                Ok(s) => (Some(s), Some(ExactMethod::BranchAndBound), None),
+                Err(f @ Error::NodeLimit { .. }) => (
+                    None,
+                    None,
+                    Some(format!("dynamic programme: {e}; branch and bound: {f}")),
+                ),
+                Err(f) => return Err(f),
+            }
+        }
+        Err(e) => return Err(e),
+    };
+    let gap = exact
+        .as_ref()
+        .map(|s| (lagrangian.distortion - s.distortion).max(0.0));
+    Ok(AllocationReport {
+        lagrangian,
+        exact,
+        exact_method: method,
+        gap,
+        exact_unavailable: why,
+    })
 }
 
 #[cfg(test)]
@@ -1810,6 +1911,43 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn allocate_bits_falls_back_and_reports() {
+        let on_grid = vec![
+            vec![Item::new(0.0, 2.0), Item::new(2.0, 0.5)],
+            vec![Item::new(0.0, 1.0), Item::new(3.0, 0.0)],
+        ];
+        let r = allocate_bits(&on_grid, 3.0, &AllocateConfig::default()).unwrap();
+        assert_eq!(r.exact_method, Some(ExactMethod::DynamicProgramming));
+        assert!(close(
+            r.exact.unwrap().distortion,
+            brute(&on_grid, 3.0).unwrap()
+        ));
+        let off = vec![
+            vec![Item::new(0.0, 2.0), Item::new(2.5, 0.5)],
+            vec![Item::new(0.0, 1.0), Item::new(3.1, 0.0)],
+        ];
+        let r = allocate_bits(&off, 3.2, &AllocateConfig::default()).unwrap();
+        assert_eq!(r.exact_method, Some(ExactMethod::BranchAndBound));
+        assert!(close(
+            r.exact.unwrap().distortion,
+            brute(&off, 3.2).unwrap()
+        ));
+        assert!(r.gap.unwrap() >= 0.0);
+        let mut cfg = AllocateConfig::default();
+        cfg.bnb.max_nodes = 1;
+        let r = allocate_bits(&off, 3.2, &cfg).unwrap();
+        assert!(r.exact.is_none() && r.gap.is_none());
+        assert!(r.exact_unavailable.unwrap().contains("not a multiple"));
+        assert_eq!(
+            allocate_bits(&off, -1.0, &cfg).map(|_| ()),
+            Err(Error::Infeasible {
+                budget: -1.0,
+                min_cost: 0.0
+            })
+        );
     }
 
     #[test]
