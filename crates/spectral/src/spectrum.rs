@@ -384,6 +384,36 @@ mod tests {
     }
 
     #[test]
+    fn marchenko_pastur_spikes() {
+        // Gaussian noise (σ = 1) plus a rank-2 signal far above the bulk edge (√N + √M)² ≈ 1166
+        let (n, m) = (600, 200);
+        let mut r = rng(12);
+        let gauss = |r: &mut claimlab_testkit::Xoshiro256PlusPlus| {
+            // Box-Muller
+            let (u, v): (f64, f64) = (r.random(), r.random());
+            (-2.0 * (1.0 - u).ln()).sqrt() * (std::f64::consts::TAU * v).cos()
+        };
+        let noise = faer::Mat::<f64>::from_fn(n, m, |_, _| gauss(&mut r));
+        let report = layer_report(noise.as_ref()).unwrap();
+        // no spike in pure noise (the largest eigenvalue fluctuates O(N^(-2/3)) around the edge)
+        assert!(report.n_spikes <= 1, "{}", report.n_spikes);
+        let mut signal = noise.clone();
+        for i in 0..n {
+            signal[(i, 0)] += 4.0;
+            signal[(i, 1)] -= 3.0 * (i % 2) as f64;
+        }
+        let report = layer_report(signal.as_ref()).unwrap();
+        assert_eq!(report.n_spikes, 2);
+        assert_eq!(report.matrix_rank, m);
+        // the f32 path agrees with the f64 one on f32-representable entries
+        let w32 = faer::Mat::<f32>::from_fn(n, m, |i, j| signal[(i, j)] as f32);
+        let w64 = faer::Mat::<f64>::from_fn(n, m, |i, j| f64::from(w32[(i, j)]));
+        let a = layer_report_f32(w32.as_ref()).unwrap();
+        let b = layer_report(w64.as_ref()).unwrap();
+        assert_eq!(a, b);
+    }
+
+    #[test]
     fn error_paths() {
         assert_eq!(entropy_effective_rank(&[]), Err(Error::Empty));
         assert_eq!(
