@@ -76,9 +76,49 @@ pub(crate) fn layer_norm(x: &[f32], w: &[f32], b: &[f32], eps: f64) -> Vec<f32> 
     y
 }
 
+/// Below this, `exp` underflows in f32; glibc's `expf` then takes a slow path, so such arguments
+/// are mapped to 0 directly (the result differs from the exact one by less than 1e-35).
+const EXP_UNDERFLOW_F32: f32 = -87.0;
+
+/// Softmax terms with `x − max < SOFTMAX_CUTOFF` are set to 0: `e^−40 ≈ 4e−18` is below f32
+/// resolution next to the maximum's term 1, and skipping them keeps tiny values (and the denormals
+/// they turn into after normalisation, which are slow on x86) out of the attention matrix.
+const SOFTMAX_CUTOFF: f32 = -40.0;
+
+/// `e^x` in f32 by range reduction `x = k·ln2 + r`, |r| ≤ ln2/2, and a degree-7 Taylor polynomial
+/// (relative error below 3e−7, about 2.5 ulp). Returns 0 below −87 (true value < 1.7e−38) and
+/// ∞ above 88 (callers here only need the negative range). Written out instead of calling libm's `expf`
+/// because, right after faer's AVX-512 kernels ran on a thread, calls into glibc's VEX-encoded
+/// `expf` from this crate's SSE code cost ~250 ns each on the test machine (an SSE/AVX state
+/// transition per call), which made attention softmax 20× slower than the matrix products.
+pub(crate) fn exp_f32(x: f32) -> f32 {
+    if x < EXP_UNDERFLOW_F32 {
+        return 0.0;
+    }
+    if x > 88.0 {
+        return f32::INFINITY;
+    }
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    let k = (x * std::f32::consts::LOG2_E).round();
+    let r = (x - k * LN2_HI) - k * LN2_LO;
+    let p = 1.0
+        + r * (1.0
+            + r * (0.5
+                + r * (1.0 / 6.0
+                    + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0 + r / 5040.0))))));
+    // k is in [−126, 127] here, so 2^k is a normal f32.
+    let scale = f32::from_bits(((k as i32 + 127) as u32) << 23);
+    p * scale
+}
+
 /// `x·σ(x)`, the SiLU (swish) activation.
 pub(crate) fn silu(x: f32) -> f32 {
-    x / (1.0 + (-x).exp())
+    if x < EXP_UNDERFLOW_F32 {
+        // σ(x) = e^x/(1 + e^x) < 1e-37: x·σ(x) is zero in f32 up to a denormal.
+        return 0.0;
+    }
+    x / (1.0 + exp_f32(-x))
 }
 
 /// The error function, Abramowitz & Stegun 7.1.26 (absolute error below 1.5e-7), evaluated in f64.
@@ -106,7 +146,8 @@ pub(crate) fn softmax_prefix(row: &mut [f32], len: usize) {
         .fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m });
     let mut sum = 0.0f64;
     for v in &mut row[..len] {
-        let e = (*v - max).exp();
+        let z = *v - max;
+        let e = if z < SOFTMAX_CUTOFF { 0.0 } else { exp_f32(z) };
         *v = e;
         sum += f64::from(e);
     }
@@ -130,24 +171,42 @@ pub(crate) enum RopeLayout {
     HalfSplit,
 }
 
+/// cos and sin of the RoPE angles `t·θ_i`, `θ_i = base^(−2i/head_dim)`, for t < n and
+/// i < head_dim/2 (computed in f64, stored row-major `[n, head_dim/2]`).
+#[derive(Clone, Debug)]
+pub(crate) struct RopeTable {
+    half: usize,
+    cos: Vec<f32>,
+    sin: Vec<f32>,
+}
+
+impl RopeTable {
+    pub(crate) fn new(n: usize, head_dim: usize, base: f64) -> Self {
+        let half = head_dim / 2;
+        let mut cos = Vec::with_capacity(n * half);
+        let mut sin = Vec::with_capacity(n * half);
+        for t in 0..n {
+            for i in 0..half {
+                let a = t as f64 * base.powf(-2.0 * i as f64 / head_dim as f64);
+                cos.push(a.cos() as f32);
+                sin.push(a.sin() as f32);
+            }
+        }
+        RopeTable { half, cos, sin }
+    }
+}
+
 /// Applies RoPE in place to `x` of shape `[n, n_heads · head_dim]`, position of row t = t.
-/// Frequencies `θ_i = base^(−2i/head_dim)`, angles computed in f64.
-pub(crate) fn rope(x: &mut [f32], n_heads: usize, head_dim: usize, base: f64, layout: RopeLayout) {
-    let half = head_dim / 2;
+pub(crate) fn rope(x: &mut [f32], n_heads: usize, table: &RopeTable, layout: RopeLayout) {
+    let half = table.half;
+    let head_dim = 2 * half;
     let width = n_heads * head_dim;
-    let inv_freq: Vec<f64> = (0..half)
-        .map(|i| base.powf(-2.0 * i as f64 / head_dim as f64))
-        .collect();
     for (t, row) in x.chunks_exact_mut(width).enumerate() {
-        let cs: Vec<(f32, f32)> = inv_freq
-            .iter()
-            .map(|&f| {
-                let a = t as f64 * f;
-                (a.cos() as f32, a.sin() as f32)
-            })
-            .collect();
+        let cs = &table.cos[t * half..(t + 1) * half];
+        let sn = &table.sin[t * half..(t + 1) * half];
         for head in row.chunks_exact_mut(head_dim) {
-            for (i, &(c, s)) in cs.iter().enumerate() {
+            for i in 0..half {
+                let (c, s) = (cs[i], sn[i]);
                 let (ia, ib) = match layout {
                     RopeLayout::Interleaved => (2 * i, 2 * i + 1),
                     RopeLayout::HalfSplit => (i, i + half),
@@ -292,6 +351,22 @@ mod tests {
     }
 
     #[test]
+    fn exp_f32_matches_f64_exp() {
+        let mut worst = 0.0f64;
+        for i in -86_999..=87_999 {
+            let x = i as f32 * 1e-3;
+            let want = f64::from(x).exp();
+            let got = f64::from(exp_f32(x));
+            let e = ((got - want) / want).abs();
+            assert!(e < 5e-7, "exp_f32({x}) = {got}, exp = {want}");
+            worst = worst.max(e);
+        }
+        assert!(worst < 5e-7, "worst relative error {worst}");
+        assert!(exp_f32(-100.0).abs() < f32::MIN_POSITIVE);
+        assert!(exp_f32(100.0).is_infinite());
+    }
+
+    #[test]
     fn softmax_rows_sum_to_one_and_mask() {
         let mut row = vec![1.0f32, 2.0, 3.0, 100.0];
         softmax_prefix(&mut row, 3);
@@ -322,16 +397,17 @@ mod tests {
             out
         };
         let mut a = x.clone();
-        rope(&mut a, heads, hd, 1e4, RopeLayout::HalfSplit);
+        let table = RopeTable::new(n, hd, 1e4);
+        rope(&mut a, heads, &table, RopeLayout::HalfSplit);
         let mut b = perm(&x);
-        rope(&mut b, heads, hd, 1e4, RopeLayout::Interleaved);
+        rope(&mut b, heads, &table, RopeLayout::Interleaved);
         let a = perm(&a);
         for (u, v) in a.iter().zip(&b) {
             assert!((u - v).abs() < 1e-6);
         }
         // Position 0 is the identity; the rotation preserves each pair's norm.
         let mut c = x.clone();
-        rope(&mut c, heads, hd, 1e4, RopeLayout::Interleaved);
+        rope(&mut c, heads, &table, RopeLayout::Interleaved);
         for i in 0..heads * hd {
             assert!((c[i] - x[i]).abs() < 1e-7);
         }

@@ -5,7 +5,7 @@ use claimlab_weights as weights;
 
 use crate::error::{Error, Result};
 use crate::hooks::{Capture, Captures, Hooks, LayerCapture, Overrides};
-use crate::kernels::{self, AttnShape, RopeLayout};
+use crate::kernels::{self, AttnShape, RopeLayout, RopeTable};
 use crate::params::{ParamId, ParamStore, Weights};
 
 /// Hyper-parameters of a llama decoder.
@@ -358,20 +358,15 @@ impl LlamaModel {
             head_dim: hd,
             causal: true,
         };
+        let rope = RopeTable::new(n, hd, c.rope_theta);
         for (l, b) in self.blocks.iter().enumerate() {
             let want = cap.wants(l);
             let h = kernels::rms_norm(&x, w.get(b.attn_norm), c.norm_eps);
             let mut q = kernels::matmul_nt(&h, w.get(b.wq), n, d, qd);
             let mut k = kernels::matmul_nt(&h, w.get(b.wk), n, d, kd);
             let v = kernels::matmul_nt(&h, w.get(b.wv), n, d, kd);
-            kernels::rope(&mut q, c.n_heads, hd, c.rope_theta, RopeLayout::Interleaved);
-            kernels::rope(
-                &mut k,
-                c.n_kv_heads,
-                hd,
-                c.rope_theta,
-                RopeLayout::Interleaved,
-            );
+            kernels::rope(&mut q, c.n_heads, &rope, RopeLayout::Interleaved);
+            kernels::rope(&mut k, c.n_kv_heads, &rope, RopeLayout::Interleaved);
             let (a, probs) = kernels::attention(&q, &k, &v, shape, want && cap.attention);
             let o = kernels::matmul_nt(&a, w.get(b.wo), n, qd, d);
             kernels::add_into(&mut x, &o);
