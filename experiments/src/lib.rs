@@ -16,10 +16,13 @@ pub mod plot;
 pub mod registry;
 pub mod report;
 pub mod stats;
+pub mod tools;
 
+mod aecl;
 mod ccd;
 mod intro;
 mod pipe;
+mod sys;
 
 pub use ctx::{Ctx, CtxOptions};
 pub use report::{Outcome, Verdict};

@@ -8,7 +8,7 @@ use anyhow::{Context as _, Result};
 use clap::{Args, Parser, Subcommand};
 use experiments::registry::{self, Claim};
 use experiments::report::{Outcome, Provenance, Report, Verdict};
-use experiments::{inspect, papers, Ctx, CtxOptions};
+use experiments::{inspect, papers, tools, Ctx, CtxOptions};
 
 #[derive(Parser)]
 #[command(
@@ -52,6 +52,24 @@ enum Cmd {
         #[arg(long)]
         cache_dir: Option<PathBuf>,
     },
+    /// Sentence embeddings of a BERT encoder and their pairwise cosine similarities.
+    Embed(tools::runtime::EmbedArgs),
+    /// Per-token negative log-likelihood and perplexity of a llama decoder on a text file.
+    Perplexity(tools::runtime::PerplexityArgs),
+    /// Greedy continuation of a prompt by a llama decoder.
+    Generate(tools::runtime::GenerateArgs),
+    /// Persistent homology: Vietoris-Rips barcodes, bottleneck and Wasserstein distances.
+    Ph(tools::ph::Args),
+    /// Power-law fits (Clauset-Shalizi-Newman) of a sample.
+    Powerlaw(tools::powerlaw::Args),
+    /// Spectral report of a weight matrix file or of every layer of a model.
+    Spectrum(tools::spectrum::Args),
+    /// Rate-distortion: Blahut-Arimoto points and operational curves.
+    Rd(tools::rd::Args),
+    /// Permutation groups, orbit counting and a model's weight-space symmetry.
+    Orbits(tools::orbits::Args),
+    /// Bit allocation under a budget (Lagrangian and exact).
+    Budget(tools::budget::Args),
     /// Fetch and verify the pinned real data (MiniLM, SmolLM2, Brown) into the cache.
     Fetch {
         /// Data cache directory (default: $CLAIMLAB_CACHE_DIR or the user cache dir).
@@ -126,6 +144,24 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Cmd::Embed(a) => {
+            print!("{}", tools::runtime::embed(a, cli.json)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Perplexity(a) => {
+            print!("{}", tools::runtime::perplexity_cmd(a, cli.json)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Generate(a) => {
+            print!("{}", tools::runtime::generate_cmd(a, cli.json)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Ph(a) => tool(tools::ph::run(a, cli.json)),
+        Cmd::Powerlaw(a) => tool(tools::powerlaw::run(a, cli.json)),
+        Cmd::Spectrum(a) => tool(tools::spectrum::run(a, cli.json)),
+        Cmd::Rd(a) => tool(tools::rd::run(a, cli.json)),
+        Cmd::Orbits(a) => tool(tools::orbits::run(a, cli.json)),
+        Cmd::Budget(a) => tool(tools::budget::run(a, cli.json)),
         Cmd::Fetch { cache_dir } => {
             let cache = claimlab_weights::Cache::new(cache_dir)?;
             let mut out = Vec::new();
@@ -152,6 +188,12 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Prints a tool's output.
+fn tool(out: Result<String>) -> Result<ExitCode> {
+    print!("{}", out?);
+    Ok(ExitCode::SUCCESS)
 }
 
 fn list(json: bool) {

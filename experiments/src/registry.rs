@@ -7,7 +7,8 @@ use std::collections::BTreeSet;
 
 use anyhow::{bail, Result};
 
-use crate::{ccd, intro, pipe, Ctx, Outcome};
+#[allow(unused_imports)] // a document module is listed here before its first claim lands
+use crate::{aecl, ccd, intro, pipe, sys, Ctx, Outcome};
 
 /// A claim's experiment.
 pub type RunFn = fn(&mut Ctx) -> Result<Outcome>;

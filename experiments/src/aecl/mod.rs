@@ -1,0 +1,1 @@
+//! Claims of the attention energy concentration preprint (`papers/aecl.md`).

@@ -1,0 +1,1 @@
+//! Claims of the two-system overview (`papers/sys.md`).

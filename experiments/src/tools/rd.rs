@@ -1,0 +1,22 @@
+//! `claimlab rd`: Rate-distortion (claimlab-ratedist): rd blahut | rd curve.
+//!
+//! Not implemented yet: the subcommand exists so the command line is stable; it reports that it is
+//! not implemented and exits with status 2.
+
+use anyhow::{bail, Result};
+
+/// Arguments of `claimlab rd`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Arguments (not parsed yet).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub rest: Vec<String>,
+}
+
+/// Runs `claimlab rd`; returns what to print.
+///
+/// # Errors
+/// Always, until the subcommand is implemented.
+pub fn run(_args: Args, _json: bool) -> Result<String> {
+    bail!("`claimlab rd` is not implemented yet")
+}
