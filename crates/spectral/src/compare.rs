@@ -220,6 +220,10 @@ pub fn compare_power_law(
     if x.is_empty() {
         return Err(Error::Degenerate("no tail left at this xmin"));
     }
+    if x[0].total_cmp(&x[x.len() - 1]).is_eq() {
+        // a one-value tail makes the lognormal and truncated likelihoods unbounded
+        return Err(Error::Degenerate("the tail has a single distinct value"));
+    }
     let xmin = fit.xmin;
     let n = x.len();
     let alpha = fit.alpha;
@@ -413,5 +417,13 @@ mod tests {
             Err(Error::Degenerate(_))
         ));
         assert_eq!(compare_all(&data, &cont).unwrap().len(), 4);
+        // a one-value tail (xmin below the largest value, not a data value)
+        let one = [1.0, 2.0, 5.0];
+        let fit = fit_power_law(&one, &PowerLawConfig::continuous().with_xmin(4.0)).unwrap();
+        assert_eq!(fit.n_tail, 1);
+        assert!(matches!(
+            compare_power_law(&one, &fit, Alternative::Lognormal),
+            Err(Error::Degenerate(_))
+        ));
     }
 }

@@ -1,6 +1,6 @@
 //! Small derivative-free optimiser for the 2-parameter alternatives (Nelder-Mead with restarts).
 
-use crate::tol::{NM_FTOL, NM_MAX_ITER, NM_XTOL};
+use crate::tol::{NM_FTOL, NM_MAX_ITER, NM_MAX_TOTAL, NM_XTOL};
 
 /// Outcome of [`nelder_mead`].
 #[derive(Debug, Clone)]
@@ -113,6 +113,9 @@ pub(crate) fn nelder_mead(f: impl Fn(&[f64]) -> f64, x0: &[f64], step: &[f64]) -
     let mut best = nm_once(&f, x0, step);
     let mut total = best.iterations;
     for _ in 0..20 {
+        if total >= NM_MAX_TOTAL || !best.f.is_finite() {
+            break;
+        }
         let next = nm_once(&f, &best.x, step);
         total += next.iterations;
         let improved = next.f < best.f - NM_FTOL * best.f.abs().max(1.0);

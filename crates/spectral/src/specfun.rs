@@ -20,6 +20,8 @@ const LANCZOS: [f64; 9] = [
     1.505_632_735_149_311_6e-7,
 ];
 const LN_SQRT_2PI: f64 = 0.918_938_533_204_672_8;
+/// Above this, ln erfc uses its asymptotic series (error below 2e-20).
+const ERFC_ASYMPTOTIC: f64 = 30.0;
 const EULER_GAMMA: f64 = 0.577_215_664_901_532_9;
 
 /// ln |Γ(x)| (Lanczos, g = 7, with reflection below 0.5).
@@ -88,7 +90,7 @@ fn ln_upper_gamma_cf(a: f64, x: f64) -> f64 {
         d = 1.0 / d;
         let del = d * c;
         h *= del;
-        if (del - 1.0).abs() < SERIES_EPS {
+        if (del - 1.0).abs() < SERIES_EPS || !h.is_finite() {
             break;
         }
     }
@@ -212,6 +214,17 @@ pub(crate) fn erfc(x: f64) -> f64 {
 pub(crate) fn ln_erfc(x: f64) -> f64 {
     if x < 0.5 {
         return erfc(x).ln();
+    }
+    if x > ERFC_ASYMPTOTIC {
+        // ln erfc(x) = −x² − ln(x√π) + ln(Σ_n (−1)^n (2n−1)!! / (2x²)^n); eight terms leave an
+        // error below 2e-20 for x > 30.
+        let x2 = x * x;
+        let (mut term, mut sum) = (1.0f64, 0.0f64);
+        for n in 1..=8 {
+            term *= -(2 * n - 1) as f64 / (2.0 * x2);
+            sum += term;
+        }
+        return -x2 - (x * std::f64::consts::PI.sqrt()).ln() + sum.ln_1p();
     }
     // erfc(x) = Q(1/2, x²)
     ln_gamma_q(0.5, x * x)
@@ -510,6 +523,18 @@ mod tests {
                 + 6.5625 / (x2 * x2 * x2 * x2))
                 .ln();
         assert_relative_eq!(ln_erfc(x), asym, max_relative = 1e-14);
+    }
+
+    #[test]
+    fn ln_erfc_branches_agree() {
+        // the continued fraction and the asymptotic series at the switch point and beyond
+        for x in [ERFC_ASYMPTOTIC, 31.0, 45.0] {
+            assert_relative_eq!(ln_erfc(x), ln_gamma_q(0.5, x * x), max_relative = 1e-15);
+        }
+        assert!(!ln_erfc(1e200).is_nan() && ln_erfc(1e200) < -1e300);
+        assert!(
+            erfc(f64::INFINITY).abs() < 1e-300 && (erfc(f64::NEG_INFINITY) - 2.0).abs() < 1e-15
+        );
     }
 
     #[test]

@@ -14,5 +14,7 @@ pub(crate) const NM_FTOL: f64 = 1e-11;
 pub(crate) const NM_XTOL: f64 = 1e-10;
 /// Nelder-Mead iteration cap per restart.
 pub(crate) const NM_MAX_ITER: usize = 20_000;
+/// Nelder-Mead iteration cap over all restarts (no new restart starts beyond it).
+pub(crate) const NM_MAX_TOTAL: usize = 60_000;
 /// Added to each eigenvalue share in WeightWatcher's spectral entropy (`p = λ/Σλ + 1e-10`).
 pub(crate) const WW_ENTROPY_EPS: f64 = 1e-10;
