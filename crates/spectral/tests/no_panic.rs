@@ -17,8 +17,8 @@ fn nasty(seed: u64) -> Vec<f64> {
             3 => 1e-300 * r.random::<f64>(),
             4 => 7.0,
             5 => f64::from(r.random_range(1..5u32)),
-            6 if seed % 7 == 0 => f64::NAN,
-            7 if seed % 11 == 0 => f64::INFINITY,
+            6 if seed.is_multiple_of(7) => f64::NAN,
+            7 if seed.is_multiple_of(11) => f64::INFINITY,
             _ => (1.0 - r.random::<f64>()).powf(-0.7),
         })
         .collect()
