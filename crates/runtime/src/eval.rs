@@ -2,6 +2,7 @@
 
 use crate::error::{Error, Result};
 use crate::hooks::{Capture, Overrides};
+use crate::kernels;
 use crate::llama::LlamaModel;
 
 /// Sliding-window settings of [`perplexity`], as the Hugging Face perplexity guide: windows of
@@ -44,13 +45,17 @@ pub struct Perplexity {
     pub n_windows: usize,
 }
 
-/// `−log softmax(logits)[target]` in f64 (log-sum-exp with the maximum subtracted).
-fn nll(logits: &[f32], target: u32) -> f64 {
+/// `−log softmax(logits)[target]`: log-sum-exp with the maximum subtracted, terms by
+/// [`kernels::exp_f32`] (relative error 3e−7), sum and logarithm in f64.
+pub(crate) fn nll(logits: &[f32], target: u32) -> f64 {
     let max = logits
         .iter()
-        .fold(f64::NEG_INFINITY, |m, &v| m.max(f64::from(v)));
-    let sum: f64 = logits.iter().map(|&v| (f64::from(v) - max).exp()).sum();
-    max + sum.ln() - f64::from(logits[target as usize])
+        .fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m });
+    let sum: f64 = logits
+        .iter()
+        .map(|&v| f64::from(kernels::exp_f32(v - max)))
+        .sum();
+    f64::from(max) + sum.ln() - f64::from(logits[target as usize])
 }
 
 /// Per-token negative log-likelihood and perplexity of `tokens` under `model` with a sliding window.

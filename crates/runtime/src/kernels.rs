@@ -121,7 +121,8 @@ pub(crate) fn silu(x: f32) -> f32 {
     x / (1.0 + exp_f32(-x))
 }
 
-/// The error function, Abramowitz & Stegun 7.1.26 (absolute error below 1.5e-7), evaluated in f64.
+/// The error function, Abramowitz & Stegun 7.1.26 (absolute error below 1.5e-7 plus the 3e-7
+/// relative error of [`exp_f32`] in the Gaussian factor), polynomial in f64.
 pub(crate) fn erf(x: f64) -> f64 {
     let sign = if x < 0.0 { -1.0 } else { 1.0 };
     let x = x.abs();
@@ -130,7 +131,8 @@ pub(crate) fn erf(x: f64) -> f64 {
         * (0.254_829_592
             + t * (-0.284_496_736
                 + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
-    sign * (1.0 - poly * (-x * x).exp())
+    let gauss = f64::from(exp_f32((-x * x).max(-100.0) as f32));
+    sign * (1.0 - poly * gauss)
 }
 
 /// GELU in its exact (erf) form, as BERT and `torch.nn.functional.gelu`: `x·(1 + erf(x/√2))/2`.
@@ -346,7 +348,7 @@ mod tests {
             (2.0, 0.995_322_265_018_952_7),
             (-1.0, -0.842_700_792_949_714_9),
         ] {
-            assert!((erf(x) - want).abs() < 2e-7, "erf({x})");
+            assert!((erf(x) - want).abs() < 5e-7, "erf({x})");
         }
     }
 

@@ -7,6 +7,8 @@
 //!   sentence-transformers embedding (mean pooling over tokens, L2 normalisation).
 //! * [`TextTokenizer`] — the models' tokenisers through the `tokenizers` crate.
 //! * [`perplexity`] and [`generate`] — evaluation of the decoder.
+//! * [`embedding_fidelity`] — mean cosine and Spearman correlation of pairwise similarities of a
+//!   compressed encoder's sentence embeddings against the original's.
 //! * [`Hooks`] — per-layer captures (attention probabilities, MLP pre/post activations, residual
 //!   stream) and weight substitution ([`Overrides`]) without copying the other tensors.
 //!
@@ -24,6 +26,7 @@
 mod bert;
 mod error;
 mod eval;
+mod fidelity;
 mod hooks;
 mod kernels;
 mod llama;
@@ -34,6 +37,7 @@ mod tokenizer;
 pub use bert::{cosine, BertConfig, BertModel, BertOutput};
 pub use error::{Error, Result};
 pub use eval::{generate, perplexity, Perplexity, PerplexityConfig};
+pub use fidelity::{embedding_fidelity, embeddings, split_sentences, EmbeddingFidelity};
 pub use hooks::{Capture, Captures, Hooks, LayerCapture, Overrides};
 pub use llama::{LlamaConfig, LlamaModel, LlamaOutput};
 pub use tokenizer::TextTokenizer;

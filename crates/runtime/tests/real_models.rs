@@ -139,3 +139,53 @@ fn minilm_reference_similarities() {
     assert!(ia.len() < ib.len() && ib.len() < 20);
     assert!(!ia.contains(&0) && !ib.contains(&0));
 }
+
+/// Uniform quantisation of every value to `levels` steps between the tensor's min and max.
+fn quantize_uniform(v: &[f32], levels: usize) -> Vec<f32> {
+    let lo = v.iter().copied().fold(f32::INFINITY, f32::min);
+    let hi = v.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let step = (hi - lo) / (levels - 1) as f32;
+    v.iter()
+        .map(|&x| lo + ((x - lo) / step).round() * step)
+        .collect()
+}
+
+#[test]
+fn minilm_embedding_fidelity_orders_compression_levels() {
+    let m = minilm();
+    let sentences = claimlab_runtime::split_sentences(&brown_news(), 24, 5, 30);
+    assert_eq!(sentences.len(), 24);
+    let ids: Vec<Vec<u32>> = sentences
+        .iter()
+        .map(|s| m.tok.encode(s).expect("encode"))
+        .collect();
+    let fid = |levels: Option<usize>| {
+        let ov: Overrides = match levels {
+            None => Overrides::new(),
+            Some(k) => m
+                .model
+                .param_names()
+                .filter(|n| {
+                    n.contains("intermediate.dense.weight") || n.contains("output.dense.weight")
+                })
+                .map(|n| {
+                    let v = m.model.param(n).expect("param").1;
+                    (n.to_string(), quantize_uniform(v, k))
+                })
+                .collect(),
+        };
+        claimlab_runtime::embedding_fidelity(&m.model, &ids, &ov).expect("fidelity")
+    };
+    let same = fid(None);
+    assert_eq!(same.n_pairs, 24 * 23 / 2);
+    assert!((same.mean_cosine - 1.0).abs() < 1e-6 && (same.spearman - 1.0).abs() < 1e-9);
+    let fine = fid(Some(256));
+    let coarse = fid(Some(8));
+    assert!(
+        fine.mean_cosine > coarse.mean_cosine,
+        "{fine:?} vs {coarse:?}"
+    );
+    assert!(fine.spearman > coarse.spearman, "{fine:?} vs {coarse:?}");
+    assert!(fine.mean_cosine < 1.0 - 1e-6, "{fine:?}");
+    assert!(coarse.min_cosine <= coarse.mean_cosine);
+}
