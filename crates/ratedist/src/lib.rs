@@ -93,7 +93,8 @@ pub use codebook::{fixed_codebook_quantize, nf4_quantize, NF4_LEVELS};
 pub use curve::{operational_curve, CurvePoint, EntropyEstimator, OperationalCurve};
 pub use ecsq::{ecsq_quantize, uniform_ecsq_density, EcsqConfig, EcsqPoint, EcsqRecon};
 pub use entropy_est::{
-    histogram_entropy_bits, kl_entropy_1d_bits, kl_entropy_bits, HistogramEntropy,
+    histogram_entropy_bits, histogram_pmf, kl_entropy_1d_bits, kl_entropy_bits, HistogramEntropy,
+    HistogramPmf,
 };
 pub use error::{Error, Result};
 pub use gaussian::{
