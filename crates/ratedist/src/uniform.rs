@@ -34,7 +34,7 @@ pub enum Granularity {
 /// Settings of [`uniform_quantize`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UniformConfig {
-    /// Bits per index b (1 ≤ b ≤ 24; symmetric mid-tread needs b ≥ 2).
+    /// Bits per index b (1 ≤ b ≤ 16; symmetric mid-tread needs b ≥ 2).
     pub bits: u32,
     /// Mid-tread or mid-rise.
     pub mode: UniformMode,
@@ -75,7 +75,7 @@ impl Default for UniformConfig {
 /// b-bit zero point (asymmetric mid-tread) or a 32-bit f32 offset (asymmetric mid-rise).
 ///
 /// # Errors
-/// `Empty`, `NonFinite`, `InvalidParam` for bits outside 1..=24 (2..=24 for symmetric
+/// `Empty`, `NonFinite`, `InvalidParam` for bits outside 1..=16 (2..=16 for symmetric
 /// mid-tread), zero or non-dividing channel counts, or a zero group size.
 ///
 /// # Complexity
@@ -101,11 +101,11 @@ pub fn uniform_quantize(x: &[f32], cfg: &UniformConfig) -> Result<Quantized> {
     } else {
         1
     };
-    if b < min_bits || b > 24 {
+    if b < min_bits || b > 16 {
         return Err(invalid(
             "bits",
             b,
-            "must be in 1..=24 (2..=24 for symmetric mid-tread)",
+            "must be in 1..=16 (2..=16 for symmetric mid-tread)",
         ));
     }
     let group = match cfg.granularity {
@@ -341,10 +341,12 @@ mod tests {
             uniform_quantize(&[1.0, f32::NAN], &d),
             Err(Error::NonFinite { index: 1, .. })
         ));
-        assert!(matches!(
-            uniform_quantize(&[1.0], &UniformConfig { bits: 0, ..d }),
-            Err(Error::InvalidParam { name: "bits", .. })
-        ));
+        for bits in [0, 17] {
+            assert!(matches!(
+                uniform_quantize(&[1.0], &UniformConfig { bits, ..d }),
+                Err(Error::InvalidParam { name: "bits", .. })
+            ));
+        }
         assert!(matches!(
             uniform_quantize(
                 &[1.0, 2.0, 3.0],
