@@ -9,6 +9,8 @@
 //! * [`perplexity`] and [`generate`] — evaluation of the decoder.
 //! * [`embedding_fidelity`] — mean cosine and Spearman correlation of pairwise similarities of a
 //!   compressed encoder's sentence embeddings against the original's.
+//! * [`fisher_trace`] — per-block trace of the decoder's Fisher information (Hutchinson estimator
+//!   with central finite differences, with its standard error).
 //! * [`Hooks`] — per-layer captures (attention probabilities, MLP pre/post activations, residual
 //!   stream) and weight substitution ([`Overrides`]) without copying the other tensors.
 //!
@@ -27,6 +29,7 @@ mod bert;
 mod error;
 mod eval;
 mod fidelity;
+mod fisher;
 mod hooks;
 mod kernels;
 mod llama;
@@ -38,6 +41,7 @@ pub use bert::{cosine, BertConfig, BertModel, BertOutput};
 pub use error::{Error, Result};
 pub use eval::{generate, perplexity, Perplexity, PerplexityConfig};
 pub use fidelity::{embedding_fidelity, embeddings, split_sentences, EmbeddingFidelity};
+pub use fisher::{fisher_trace, FisherConfig, FisherLayer, FisherTrace};
 pub use hooks::{Capture, Captures, Hooks, LayerCapture, Overrides};
 pub use llama::{LlamaConfig, LlamaModel, LlamaOutput};
 pub use tokenizer::TextTokenizer;
