@@ -141,6 +141,26 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// A value count that is not a whole number of the type's blocks (quantisation input).
+    #[error("{n_elems} values are not a whole number of {dtype} blocks of {block_elems}")]
+    NotWholeBlocks {
+        /// The requested type.
+        dtype: crate::dtype::DType,
+        /// How many values were given.
+        n_elems: u64,
+        /// Elements per block of `dtype`.
+        block_elems: usize,
+    },
+    /// A tensor or metadata value handed to the GGUF writer is inconsistent.
+    #[error("{path}: cannot write {item:?}: {reason}")]
+    InvalidWrite {
+        /// The output file.
+        path: PathBuf,
+        /// The tensor name or metadata key.
+        item: String,
+        /// What is wrong.
+        reason: String,
+    },
 }
 
 /// Result with this crate's [`Error`].
