@@ -369,12 +369,15 @@ pub struct NumericConfig {
     pub max_outer: usize,
     /// Most iterations of each inner solve (default 2000).
     pub max_inner: u64,
-    /// Stop when the constraint is violated by at most `feas_tol · max(1, |B|)` and the multiplier
-    /// moved by at most `feas_tol · max(1, μ)` (default 1e-9).
+    /// Stop when the constraint is violated by at most `feas_tol · max(1, |B|, |g(x0)|)` and the
+    /// scaled multiplier moved by at most `√feas_tol · max(1, μ̃)` (default 1e-9).
     pub feas_tol: f64,
-    /// Initial penalty weight `ρ` (default 10; multiplied by 10 when the violation does not shrink
-    /// fourfold, up to 1e8).
+    /// Initial penalty weight `ρ` on the scaled problem (default 10; multiplied by 10 when the
+    /// violation does not shrink fourfold, up to 1e8).
     pub rho: f64,
+    /// Stop only when the scaled Lagrangian's gradient `‖∇(f/f₀ + μ̃ g/g₀)‖∞` is at most this
+    /// (default 1e-6; `f₀ = |f(x0)|`, `g₀ = max(1, |B|, |g(x0)|)`).
+    pub kkt_tol: f64,
 }
 
 impl Default for NumericConfig {
@@ -385,6 +388,7 @@ impl Default for NumericConfig {
             max_inner: 2000,
             feas_tol: 1e-9,
             rho: 10.0,
+            kkt_tol: 1e-6,
         }
     }
 }
@@ -410,8 +414,10 @@ pub struct NumericSolution {
     pub inner_iterations: u64,
     /// Inner solves that argmin ended with an error (typically a line search that found no descent at a
     /// numerical minimum); the outer loop then continues from the unchanged point. Diagnostics only: the
-    /// stopping rule is the constraint residual and the multiplier's movement.
+    /// stopping rule is the constraint residual, the multiplier's movement and the KKT residual.
     pub inner_failures: usize,
+    /// The scaled KKT stationarity residual at `x` (at most `kkt_tol`).
+    pub kkt_residual: f64,
 }
 
 /// The augmented Lagrangian `f + ((max(0, μ + ρ c))² − μ²)/(2ρ)`, `c = g − B`.
@@ -419,16 +425,42 @@ struct AugLag<'a> {
     f: &'a dyn Fn(&[f64]) -> f64,
     g: &'a dyn Fn(&[f64]) -> f64,
     budget: f64,
+    /// Scales: the objective is divided by `fs`, the constraint by `gs`.
+    fs: f64,
+    gs: f64,
     mu: f64,
     rho: f64,
 }
 
 impl AugLag<'_> {
     fn value(&self, x: &[f64]) -> f64 {
-        let c = (self.g)(x) - self.budget;
+        let c = ((self.g)(x) - self.budget) / self.gs;
         let p = (self.mu + self.rho * c).max(0.0);
-        (self.f)(x) + (p * p - self.mu * self.mu) / (2.0 * self.rho)
+        (self.f)(x) / self.fs + (p * p - self.mu * self.mu) / (2.0 * self.rho)
     }
+
+    /// `‖∇(f/fs + μ g/gs)‖∞` by central differences: the KKT stationarity residual (scaled).
+    fn kkt_residual(&self, x: &[f64], mu: f64) -> f64 {
+        let phi = |y: &[f64]| (self.f)(y) / self.fs + mu * (self.g)(y) / self.gs;
+        central_gradient(&phi, x)
+            .into_iter()
+            .fold(0.0, |m, v| m.max(v.abs()))
+    }
+}
+
+fn central_gradient(phi: &dyn Fn(&[f64]) -> f64, x: &[f64]) -> Vec<f64> {
+    let mut y = x.to_vec();
+    let mut out = Vec::with_capacity(x.len());
+    for i in 0..x.len() {
+        let h = 1e-6 * x[i].abs().max(1.0);
+        y[i] = x[i] + h;
+        let up = phi(&y);
+        y[i] = x[i] - h;
+        let down = phi(&y);
+        y[i] = x[i];
+        out.push((up - down) / (2.0 * h));
+    }
+    out
 }
 
 impl CostFunction for AugLag<'_> {
@@ -443,18 +475,7 @@ impl Gradient for AugLag<'_> {
     type Param = Vec<f64>;
     type Gradient = Vec<f64>;
     fn gradient(&self, x: &Vec<f64>) -> std::result::Result<Vec<f64>, argmin::core::Error> {
-        let mut y = x.clone();
-        let mut out = Vec::with_capacity(x.len());
-        for i in 0..x.len() {
-            let h = 1e-6 * x[i].abs().max(1.0);
-            y[i] = x[i] + h;
-            let up = self.value(&y);
-            y[i] = x[i] - h;
-            let down = self.value(&y);
-            y[i] = x[i];
-            out.push((up - down) / (2.0 * h));
-        }
-        Ok(out)
+        Ok(central_gradient(&|y| self.value(y), x))
     }
 }
 
@@ -515,7 +536,11 @@ fn inner_solve(
 /// L_ρ(x; μ) = f(x) + (max(0, μ + ρ(g(x) − B))² − μ²) / (2ρ),   μ ← max(0, μ + ρ(g(x*) − B))
 /// ```
 ///
-/// Each inner minimisation of `L_ρ` runs on argmin (see [`InnerSolver`]) from the previous point. The
+/// `f` is scaled by `|f(x0)|` and the constraint by `max(1, |B|, |g(x0)|)` first. Each inner
+/// minimisation of `L_ρ` runs on argmin (see [`InnerSolver`]) from the previous point. It stops only
+/// when the constraint residual, the multiplier's movement and the KKT stationarity residual (by
+/// central differences) are all within tolerance, so a stalled inner solver gives
+/// [`Error::NotConverged`], not a wrong answer. The
 /// variables are unconstrained: reparameterise inside `f` and `g` for bounds (the built-in models use
 /// `ε = σ 2^(−v²)`). Converges to a KKT point; for convex problems, to the optimum.
 ///
@@ -578,6 +603,13 @@ pub fn minimise_within_budget(
             reason: "must lie in (0, 1)",
         });
     }
+    if !(config.kkt_tol.is_finite() && config.kkt_tol > 0.0) {
+        return Err(Error::InvalidParam {
+            name: "kkt_tol",
+            value: config.kkt_tol,
+            reason: "must be finite and positive",
+        });
+    }
     if !(config.rho.is_finite() && config.rho > 0.0) {
         return Err(Error::InvalidParam {
             name: "rho",
@@ -595,17 +627,23 @@ pub fn minimise_within_budget(
         }
         Ok((fx, gx))
     };
-    check(x0)?;
-    let scale = budget.abs().max(1.0);
+    let (f0, _) = check(x0)?;
+    // Scale both functions to order one at the start, so that ρ and the tolerances mean the same for
+    // every problem.
+    let fs = if f0.abs() > 0.0 { f0.abs() } else { 1.0 };
+    let gs = budget.abs().max(size(x0).abs()).max(1.0);
     let (mut x, mut mu, mut rho) = (x0.to_vec(), 0.0_f64, config.rho);
     let mut inner_total = 0;
     let mut inner_failures = 0;
-    let mut last_violation = f64::INFINITY;
+    let mut last_residual = f64::INFINITY;
+    let mut last_kkt = f64::INFINITY;
     for outer in 1..=config.max_outer {
         let problem = AugLag {
             f: objective,
             g: size,
             budget,
+            fs,
+            gs,
             mu,
             rho,
         };
@@ -614,35 +652,49 @@ pub fn minimise_within_budget(
         inner_failures += usize::from(failed);
         x = nx;
         let (fx, gx) = check(&x)?;
-        let c = gx - budget;
+        let c = (gx - budget) / gs;
         let new_mu = (mu + rho * c).max(0.0);
-        let violation = c.max(0.0);
         // Complementarity residual: |max(c, −μ/ρ)|.
         let residual = c.max(-mu / rho).abs();
         let mu_moved = (new_mu - mu).abs();
         mu = new_mu;
-        if residual <= config.feas_tol * scale && mu_moved <= config.feas_tol.sqrt() * mu.max(1.0) {
+        let probe = AugLag {
+            f: objective,
+            g: size,
+            budget,
+            fs,
+            gs,
+            mu,
+            rho,
+        };
+        let kkt = probe.kkt_residual(&x, mu);
+        last_kkt = kkt;
+        if residual <= config.feas_tol
+            && mu_moved <= config.feas_tol.sqrt() * mu.max(1.0)
+            && kkt <= config.kkt_tol
+        {
             return Ok(NumericSolution {
                 x,
                 objective: fx,
                 size: gx,
-                multiplier: mu,
-                violation,
+                multiplier: mu * fs / gs,
+                violation: (gx - budget).max(0.0),
                 outer_iterations: outer,
                 inner_iterations: inner_total,
                 inner_failures,
+                kkt_residual: kkt,
             });
         }
-        if residual > 0.25 * last_violation && rho < 1e8 {
+        if residual > 0.25 * last_residual && rho < 1e8 {
             rho *= 10.0;
         }
-        last_violation = residual;
+        last_residual = residual;
     }
     Err(Error::NotConverged {
         iterations: config.max_outer as u64,
         reason: format!(
-            "constraint residual {last_violation} above {}",
-            config.feas_tol * scale
+            "scaled constraint residual {last_residual} (tolerance {}), KKT residual {last_kkt} (tolerance {})",
+            config.feas_tol, config.kkt_tol
         ),
     })
 }
@@ -891,45 +943,55 @@ mod tests {
         assert!(none.total_size.abs() < 1e-15);
     }
 
-    /// Closed form against the numerical augmented-Lagrangian solution started from a uniform guess.
-    /// Tolerance 1e-6 relative on the objective: central differences (h = 1e-6) and the solver's
-    /// stopping rules limit the numeric side to about that.
+    /// Closed form against the numerical augmented-Lagrangian solution started from ε = σ/2, on 200
+    /// instances of 2 to 10 layers with sensitivities over four decades and 1 to 100 parameters.
+    /// Tolerance 1e-6 relative on the objective (the worst seen is about 2e-7): central differences
+    /// (h = 1e-6) and the KKT tolerance 1e-6 limit the numeric side to about that.
     #[test]
     fn numeric_agrees_with_closed_form() {
-        let mut rng = claimlab_testkit::rng(4);
-        for model in [SizeModel::Log2Bits, SizeModel::Linear] {
-            for _ in 0..10 {
-                let layers = random_layers(&mut rng, 4);
-                let cap: f64 = match model {
-                    SizeModel::Log2Bits => 10.0,
-                    _ => layers.iter().map(|l| l.params).sum::<f64>() * 0.9,
-                };
-                let budget = cap * (0.1 + 0.9 * rng.random::<f64>());
-                let exact = allocate_continuous(&layers, model, budget).unwrap();
-                let start: Vec<f64> = layers.iter().map(|l| 0.5 * l.scale).collect();
-                let num = allocate_continuous_numeric(
-                    &layers,
-                    model,
-                    budget,
-                    Some(&start),
-                    &NumericConfig::default(),
-                )
-                .unwrap();
-                let rel = (num.objective - exact.objective).abs() / exact.objective;
-                assert!(
-                    rel < 1e-6,
-                    "{model:?}: numeric {} closed {} (rel {rel})",
-                    num.objective,
-                    exact.objective
-                );
-                assert!(num.total_size <= budget * (1.0 + 1e-8));
-                assert!(
-                    (num.multiplier - exact.multiplier).abs() < 1e-3 * exact.multiplier.max(1e-9),
-                    "{} vs {}",
-                    num.multiplier,
-                    exact.multiplier
-                );
-            }
+        let mut rng = claimlab_testkit::rng(99);
+        for t in 0..200 {
+            let model = if t % 2 == 0 {
+                SizeModel::Log2Bits
+            } else {
+                SizeModel::Linear
+            };
+            let layers: Vec<ContinuousLayer> = (0..2 + t % 9)
+                .map(|_| {
+                    ContinuousLayer::new(
+                        0.01 + 100.0 * rng.random::<f64>(),
+                        f64::from(1 + rng.random_range(0..100u32)),
+                        0.01 + rng.random::<f64>(),
+                    )
+                })
+                .collect();
+            let total: f64 = layers.iter().map(|l| l.params).sum();
+            let cap = if t % 2 == 0 { 6.0 * total } else { total };
+            let budget = cap * rng.random::<f64>();
+            let exact = allocate_continuous(&layers, model, budget).unwrap();
+            let start: Vec<f64> = layers.iter().map(|l| 0.5 * l.scale).collect();
+            let num = allocate_continuous_numeric(
+                &layers,
+                model,
+                budget,
+                Some(&start),
+                &NumericConfig::default(),
+            )
+            .unwrap_or_else(|e| panic!("instance {t}: {e}"));
+            let rel = (num.objective - exact.objective).abs() / exact.objective;
+            assert!(
+                rel < 1e-6,
+                "instance {t} {model:?}: numeric {} closed {} (rel {rel})",
+                num.objective,
+                exact.objective
+            );
+            assert!(num.total_size <= budget * (1.0 + 1e-8) + 1e-9);
+            assert!(
+                (num.multiplier - exact.multiplier).abs() < 1e-3 * exact.multiplier.max(1e-6),
+                "instance {t}: multiplier {} vs {}",
+                num.multiplier,
+                exact.multiplier
+            );
         }
     }
 
@@ -940,8 +1002,10 @@ mod tests {
             ContinuousLayer::new(0.5, 1.0, 1.0),
         ];
         let exact = allocate_continuous(&layers, SizeModel::Log2Bits, 3.0).unwrap();
+        // Nelder–Mead stalls near 1e-3 in the KKT residual, so it needs a looser tolerance.
         let cfg = NumericConfig {
             solver: InnerSolver::NelderMead,
+            kkt_tol: 1e-2,
             ..NumericConfig::default()
         };
         let num =
@@ -1036,6 +1100,10 @@ mod tests {
             },
             NumericConfig {
                 rho: f64::NAN,
+                ..cfg
+            },
+            NumericConfig {
+                kkt_tol: 0.0,
                 ..cfg
             },
         ] {
