@@ -102,7 +102,8 @@ pub struct BlahutConfig {
     pub max_iter: usize,
     /// SQUAREM extrapolation in log q (Varadhan & Roland 2008): after two Blahut steps
     /// q → q₁ → q₂, try q₃ = exp(ln q − 2α r + α² v) with r = ln q₁ − ln q,
-    /// v = ln q₂ − 2 ln q₁ + ln q, α = −‖r‖/‖v‖, and keep it only if the objective
+    /// v = ln q₂ − 2 ln q₁ + ln q, α = −‖r‖/‖v‖ (norms weighted by q₁, step length capped
+    /// at 64 and grown ×4 from 1 as in SQUAREM's global scheme), and keep it only if the objective
     /// −Σ p ln Z does not increase (else keep q₂). Default true. The fixed point and the
     /// certificates are unchanged; only the iteration count drops.
     pub accelerate: bool,
@@ -438,8 +439,10 @@ fn solve(
             let (l0, l1, l2) = (q[y].ln(), q1[y].ln(), q2[y].ln());
             let r = l1 - l0;
             let v = l2 - 2.0 * l1 + l0;
-            rr += r * r;
-            vv += v * v;
+            // Norms in the Fisher metric at q₁ (Σ q₁ r²): the step length follows the
+            // coordinates that carry mass, not the log-tails.
+            rr += q1[y] * r * r;
+            vv += q1[y] * v * v;
         }
         let raw = if vv > 0.0 { -(rr / vv).sqrt() } else { -1.0 };
         let alpha = raw.clamp(-alpha_max, -1.0);
@@ -534,10 +537,13 @@ fn solve(
 /// O(n m) time per iteration (one pass over a precomputed table of e^(−s d), parallel over rows
 /// with the `rayon` feature) and up to n·m doubles of memory; each row keeps only the column
 /// range where e^(−s (d − min d)) ≥ 1e-150, so large slopes on sorted squared-error grids store
-/// a band. Blahut-Arimoto converges linearly; with SQUAREM, a 1 024-bin Gaussian histogram
-/// (squared error) needs 48 evaluations at s = 2 and about 2 300 at s = 8 for a 1e-6-nat gap. At
-/// large slopes on fine grids the certificate converges slowly (tail columns of q): s = 32 still
-/// had a 4e-5-nat gap after 5 000, though D and R had settled to 1e-6.
+/// a band. Blahut-Arimoto converges linearly and the certificate (max_y ln c) converges
+/// slowest, in the tail columns of q; with the default SQUAREM acceleration, Gaussian
+/// histograms of 256 and 1 024 bins (squared error, slopes 1 to 64) reach a 1e-7-nat gap in
+/// 75 to 4 000 evaluations (plain BA had not reached 1e-6 after 20 000 at s = 2, 8 and 32 on
+/// 1 024 bins). Very low slopes
+/// (s = 0.5 here) can still stall; the result then says [`BlahutStop::MaxIter`] with its
+/// certified bounds.
 ///
 /// # References
 /// R. Blahut, "Computation of channel capacity and rate-distortion functions", IEEE Trans. IT
