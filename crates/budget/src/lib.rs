@@ -42,9 +42,23 @@
 //! - Ties go to the lower index (options, layers, points) unless an item says otherwise.
 //! - The multiplier `λ` is in distortion per cost unit.
 //!
-//! # Accuracy
+//! # Accuracy and checks
 //! Exact algorithms are exact up to floating-point summation (compensated sums throughout); each item
-//! states its promise. Tolerances are the named constants in [`tol`].
+//! states its promise. Tolerances are the named constants in [`tol`]. The tests check: the dynamic
+//! programme, branch and bound and the multi-budget solver against brute force over all combinations
+//! (relative 1e-9 to 1e-12); Everett's theorem at every point of the Lagrangian path; dual ≤ exact ≤
+//! Lagrangian with the gap under the next hull step; reverse water-filling against
+//! `shared/reference/rd/rd_reference.json` (to 1e-12); the numerical continuous solver against the
+//! closed forms (1e-6 relative); Pareto fronts, hypervolume and convexity violations against O(n³)
+//! brute force; the ordering rule's zero regret on the composition bound against all n! orders.
+//!
+//! # Features
+//! `serde`: `Serialize`/`Deserialize` on the public data, configuration and result types.
+//!
+//! # Performance
+//! 200 layers × 32 options at 10^5 budget units: the exact dynamic programme took 0.4–0.6 s and the
+//! Lagrangian sweep 0.4–5 ms in release on a shared, loaded 2-core machine (the ignored test
+//! `dp_at_issue_scale`; criterion benches are still to come).
 #![forbid(unsafe_code)]
 
 mod composition;
