@@ -8,6 +8,10 @@
 //!   experiments never match tensor names. [`Model::tensor_f32`] converts or dequantises.
 //! - [`dequantize`] implements GGML's block formats (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 and the K-quants
 //!   Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Q8_K), bit for bit as GGML's reference dequantisers.
+//! - [`quantize`] is the inverse: F32/F16/BF16, the 32-element types with GGML's reference
+//!   rounding, and Q4_K/Q5_K/Q6_K with a scale search.
+//! - [`GgufWriter`] writes GGUF v3 files (atomic rename); [`copy_with_replacements`] copies a GGUF
+//!   model with some tensors re-encoded (byte for byte when nothing is replaced).
 //! - [`brown_documents`] turns the tagged Brown corpus into plain text.
 //!
 //! Bad input gives an [`Error`] naming the file and byte offset, never a panic; the parsers are
@@ -46,6 +50,7 @@ mod config;
 mod dtype;
 mod error;
 mod gguf;
+mod gguf_write;
 mod model;
 mod quant;
 mod quantize;
@@ -59,6 +64,7 @@ pub use cache::{sha256_file, Cache, Pinned};
 pub use dtype::DType;
 pub use error::{Error, Result};
 pub use gguf::{parse_gguf_bytes, GgufMetadata, GgufValue};
+pub use gguf_write::{copy_with_replacements, GgufWriter};
 pub use model::{fuzzing, Architecture, Model, ModelConfig, ModelDescription};
 pub use quant::{dequantize, dequantize_into};
 pub use quantize::quantize;
