@@ -98,7 +98,7 @@ pub const CLAIMS: &[Claim] = &[
     todo("intro-2"),
     todo("intro-3"),
     done("intro-entropy", intro::claim_entropy::run),
-    todo("intro-4.memory"),
+    done("intro-4.memory", intro::claim_4_memory::run),
     todo("intro-4.flops"),
     todo("intro-4.roofline"),
     todo("intro-4.membound"),

@@ -1,6 +1,7 @@
 //! Claims of the introduction to model compression (`papers/intro.md`).
 
 pub(crate) mod claim_1;
+pub(crate) mod claim_4_memory;
 pub(crate) mod claim_5_lowrank;
 pub(crate) mod claim_5_prune;
 pub(crate) mod claim_5_quant;
