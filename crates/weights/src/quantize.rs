@@ -1,8 +1,9 @@
 //! Quantisation of `f32` values into GGML block formats: the inverse of [`crate::dequantize`].
 //!
 //! The 32-element types follow the rounding rules of GGML's reference quantisers
-//! (`quantize_row_*_ref` in ggml-quants.c), so the bytes should match llama.cpp's for the same
-//! input (not checked here against llama.cpp itself, which is not available to the tests):
+//! (`quantize_row_*_ref` in ggml-quants.c). `scripts/gguf_peer_check.py` found our bytes equal,
+//! block for block, to those of the `gguf` Python package 0.19.0 (whose numpy quantisers mirror
+//! GGML's) for Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 and BF16 on 131,072 seeded values:
 //!
 //! ```text
 //! Q4_0  d = m / −8 where m is the element of largest magnitude (with its sign);
@@ -41,8 +42,9 @@ use crate::error::{Error, Result};
 /// Quantises `values` (in storage order) into the block format `dtype`.
 ///
 /// Supported: `F32`, `F16`, `BF16`, `Q4_0`, `Q4_1`, `Q5_0`, `Q5_1`, `Q8_0`, `Q4_K`, `Q5_K`,
-/// `Q6_K`. The rounding rules are described in the [module documentation](self); the result
-/// decodes with [`crate::dequantize`].
+/// `Q6_K`. Rounding follows GGML's reference quantisers for the 32-element types; the K-quants
+/// search their sub-block scales (GGML's `make_qkx2_quants` / `make_qx_quants` schemes, without
+/// an importance matrix). The result decodes with [`crate::dequantize`].
 ///
 /// # Errors
 /// [`Error::UnknownDtype`] for a type this function cannot produce (`I64`, `Q2_K`, `Q3_K`,
