@@ -587,9 +587,13 @@ pub fn weight_space_symmetry(shape: &NetworkShape) -> Result<SymmetryReport> {
                         BigUint::one(),
                         0,
                         "",
-                        &format!(
-                            "{group} (and {cont}) would relabel the output features: excluded"
-                        ),
+                        &if cont.is_empty() {
+                            format!("{group} would relabel the output features: excluded")
+                        } else {
+                            format!(
+                                "{group} (and {cont}) would relabel the output features: excluded"
+                            )
+                        },
                     );
                 } else {
                     push(
@@ -1136,5 +1140,30 @@ mod tests {
         // ... while moving a query head to the other group without its key/value does not.
         assert!(!run(&[2, 1, 0, 3], &[0, 1]));
         assert_eq!(all.len(), 8);
+    }
+
+    #[test]
+    fn excluded_residual_note_has_no_empty_parentheses() {
+        let r = weight_space_symmetry(&NetworkShape::default()).unwrap();
+        let res = r
+            .components
+            .iter()
+            .find(|c| c.space == SpaceKind::Residual)
+            .unwrap();
+        assert_eq!(
+            res.note,
+            "S_384 would relabel the output features: excluded"
+        );
+        let s = NetworkShape {
+            norm: NormKind::LayerNorm { affine: false },
+            ..NetworkShape::default()
+        };
+        let r = weight_space_symmetry(&s).unwrap();
+        let res = r
+            .components
+            .iter()
+            .find(|c| c.space == SpaceKind::Residual)
+            .unwrap();
+        assert!(res.note.starts_with("S_384 (and O(d-1)"), "{}", res.note);
     }
 }
