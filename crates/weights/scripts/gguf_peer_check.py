@@ -9,9 +9,13 @@ Usage (a virtual environment with `pip install gguf==0.19.0`):
 1. For Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, BF16 (types gguf-py can quantise): the bytes our quantiser
    writes equal gguf-py's, block for block, on seeded normal data with per-block scales.
 2. For every type we write (K-quants included): gguf-py's dequantiser decodes our bytes to
-   values close to the input (RMS error under 5% of each 32-block's largest magnitude).
+   values close to the input (RMS error under 5% of each 32-block's largest magnitude, 15% for
+   Q2_K and Q3_K).
 3. With a model path: our copy with `blk.0.ffn_down.weight` re-quantised to Q8_0 is read by
    gguf.GGUFReader; every tensor's bytes and the Q8_0 tensor's values are compared.
+
+Not covered: loading in llama.cpp itself. PyPI has no binary wheel of llama-cpp-python
+(`pip download llama-cpp-python --only-binary :all:` finds none, 2026-11-27); it needs a C++ build.
 """
 import os
 import subprocess
@@ -55,13 +59,13 @@ for name in ["BF16", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0"]:
 x = rng.standard_normal(n).astype(np.float32)
 x *= np.repeat(10.0 ** rng.uniform(-3, 2, n // 256), 256).astype(np.float32)
 x.tofile(src)
-for name in ["Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q4_K", "Q5_K", "Q6_K"]:
+for name in ["Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K"]:
     qt = T[name]
     got = ours(name)
     y = quants.dequantize(got.reshape(-1, gguf.GGML_QUANT_SIZES[qt][1] * 1), qt).reshape(-1)
     rel = np.sqrt(np.mean(((x - y) / np.repeat(np.abs(x).reshape(-1, 32).max(1), 32)) ** 2))
     print(f"{name}: gguf-py decodes our bytes; RMS error / 32-block max = {rel:.4f}")
-    failed |= not rel < 0.05
+    failed |= not rel < (0.15 if name in ("Q2_K", "Q3_K") else 0.05)
 
 if model:
     out = os.path.join(tmp, "requant.gguf")

@@ -9,7 +9,7 @@
 //! - [`dequantize`] implements GGML's block formats (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 and the K-quants
 //!   Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Q8_K), bit for bit as GGML's reference dequantisers.
 //! - [`quantize`] is the inverse: F32/F16/BF16, the 32-element types with GGML's reference
-//!   rounding, and Q4_K/Q5_K/Q6_K with a scale search.
+//!   rounding, and Q2_K..Q6_K with scale searches.
 //! - [`GgufWriter`] writes GGUF v3 files (atomic rename); [`copy_with_replacements`] copies a GGUF
 //!   model with some tensors re-encoded (byte for byte when nothing is replaced).
 //! - [`brown_documents`] turns the tagged Brown corpus into plain text.

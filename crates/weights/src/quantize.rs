@@ -28,8 +28,15 @@
 //!   `x²`-weighted least-squares criterion (GGML's `make_qx_quants` with weight type 1); the 16
 //!   scales are stored as signed 8-bit values against the largest, and codes recomputed as above.
 //!
-//! Differences from GGML: only the reference paths are modelled (no importance matrix); Q2_K,
-//! Q3_K and Q8_K are not implemented (see [`quantize`]). Sub-blocks whose candidates tie may pick
+//! - `Q2_K`: per sub-block of 16, the `make_qkx2_quants` fit with 2-bit codes, weights `|x|`
+//!   and absolute error (16 candidates); scales and minima quantised to 4 bits.
+//! - `Q3_K`: per sub-block of 16, symmetric 3-bit codes refined by coordinate descent on the
+//!   `x²`-weighted fit (GGML's `make_q3_quants`); scales stored as signed 6-bit values.
+//!
+//! Differences from GGML: only the reference paths are modelled (no importance matrix); Q8_K
+//! (an activation type) is not implemented. Codes of a sub-block whose stored scale rounds to
+//! zero are written as the neutral code (GGML keeps its first-pass codes there); they decode to
+//! the same values. Sub-blocks whose candidates tie may pick
 //! a different but equally good scale if f32 sums are accumulated in another order.
 //!
 //! Non-finite input is an error: GGML would write garbage blocks for it.
@@ -41,14 +48,13 @@ use crate::error::{Error, Result};
 
 /// Quantises `values` (in storage order) into the block format `dtype`.
 ///
-/// Supported: `F32`, `F16`, `BF16`, `Q4_0`, `Q4_1`, `Q5_0`, `Q5_1`, `Q8_0`, `Q4_K`, `Q5_K`,
-/// `Q6_K`. Rounding follows GGML's reference quantisers for the 32-element types; the K-quants
+/// Supported: `F32`, `F16`, `BF16`, `Q4_0`, `Q4_1`, `Q5_0`, `Q5_1`, `Q8_0`, `Q2_K`, `Q3_K`,
+/// `Q4_K`, `Q5_K`, `Q6_K`. Rounding follows GGML's reference quantisers for the 32-element types; the K-quants
 /// search their sub-block scales (GGML's `make_qkx2_quants` / `make_qx_quants` schemes, without
 /// an importance matrix). The result decodes with [`crate::dequantize`].
 ///
 /// # Errors
-/// [`Error::UnknownDtype`] for a type this function cannot produce (`I64`, `Q2_K`, `Q3_K`,
-/// `Q8_K`, `Other`); [`Error::NotWholeBlocks`] when the length is not a whole
+/// [`Error::UnknownDtype`] for a type this function cannot produce (`I64`, `Q8_K`, `Other`); [`Error::NotWholeBlocks`] when the length is not a whole
 /// number of blocks; [`Error::NonFinite`] (path `<values>`) naming the count
 /// and first index of NaN or infinite values.
 pub fn quantize(dtype: DType, values: &[f32]) -> Result<Vec<u8>> {
@@ -63,6 +69,8 @@ pub fn quantize(dtype: DType, values: &[f32]) -> Result<Vec<u8>> {
             | DType::Q5_0
             | DType::Q5_1
             | DType::Q8_0
+            | DType::Q2_K
+            | DType::Q3_K
             | DType::Q4_K
             | DType::Q5_K
             | DType::Q6_K
@@ -114,6 +122,8 @@ pub fn quantize(dtype: DType, values: &[f32]) -> Result<Vec<u8>> {
         DType::Q5_0 => blocks.for_each(|(x, b)| q5_0(x, b)),
         DType::Q5_1 => blocks.for_each(|(x, b)| q5_1(x, b)),
         DType::Q8_0 => blocks.for_each(|(x, b)| q8_0(x, b)),
+        DType::Q2_K => blocks.for_each(|(x, b)| q2_k(x, b)),
+        DType::Q3_K => blocks.for_each(|(x, b)| q3_k(x, b)),
         DType::Q4_K => blocks.for_each(|(x, b)| q45_k(x, b, false)),
         DType::Q5_K => blocks.for_each(|(x, b)| q45_k(x, b, true)),
         DType::Q6_K => blocks.for_each(|(x, b)| q6_k(x, b)),
@@ -245,15 +255,15 @@ fn q8_0(x: &[f32], b: &mut [u8]) {
 }
 
 /// Weighted least-squares fit of `x ≈ scale·l + min` with integer codes `l` in `0..=nmax`, over a
-/// sweep of candidate inverse scales (GGML's `make_qkx2_quants` scheme). Returns `(scale, −min)`
+/// sweep of candidate inverse scales (GGML's `make_qkx2_quants` scheme). The candidate is judged
+/// by weighted squared error, or weighted absolute error with `use_mad`. Returns `(scale, −min)`
 /// with `min ≤ 0`.
 fn fit_scale_min(
     x: &[f32],
     w: &[f32],
     nmax: i32,
-    rmin: f32,
-    rdelta: f32,
-    nstep: i32,
+    (rmin, rdelta, nstep): (f32, f32, i32),
+    use_mad: bool,
 ) -> (f32, f32) {
     let (mut lo, hi) = min_max(x);
     lo = lo.min(0.0);
@@ -270,11 +280,11 @@ fn fit_scale_min(
     let mut iscale = nmax as f32 / (hi - lo);
     let mut scale = 1.0 / iscale;
     let mut min = lo;
+    let loss = |d: f32| if use_mad { d.abs() } else { d * d };
     let mut best = 0.0f32;
     for i in 0..n {
         let l = code(iscale, x[i], lo);
-        let diff = scale * l as f32 + lo - x[i];
-        best += w[i] * diff * diff;
+        best += w[i] * loss(scale * l as f32 + lo - x[i]);
     }
     let mut laux = vec![0i32; n];
     for is in 0..=nstep {
@@ -298,8 +308,7 @@ fn fit_scale_min(
             }
             let mut err = 0.0f32;
             for i in 0..n {
-                let diff = this_scale * laux[i] as f32 + this_min - x[i];
-                err += w[i] * diff * diff;
+                err += w[i] * loss(this_scale * laux[i] as f32 + this_min - x[i]);
             }
             if err < best {
                 best = err;
@@ -336,7 +345,7 @@ fn q45_k(x: &[f32], b: &mut [u8], five: bool) {
         for (wi, &v) in w.iter_mut().zip(xs) {
             *wi = av_x + v.abs();
         }
-        (scales[j], mins[j]) = fit_scale_min(xs, &w, nmax, rmin, 0.1, nstep);
+        (scales[j], mins[j]) = fit_scale_min(xs, &w, nmax, (rmin, 0.1, nstep), false);
     }
     let max_scale = scales.iter().fold(0.0f32, |a, &v| a.max(v));
     let max_min = mins.iter().fold(0.0f32, |a, &v| a.max(v));
@@ -466,4 +475,163 @@ fn q6_k(x: &[f32], b: &mut [u8]) {
             qh[l] = (q1 >> 4) | ((q2 >> 4) << 2) | ((q3 >> 4) << 4) | ((q4 >> 4) << 6);
         }
     }
+}
+
+/// Packs 256 two-bit codes as the Q2_K / Q3_K `qs` field: element `128·h + 32·p + i` sits in
+/// byte `32·h + i`, bits `2p..2p+2`.
+fn pack_2bit_planes(codes: &[u8; 256], qs: &mut [u8]) {
+    for h in 0..2 {
+        for i in 0..32 {
+            let e = 128 * h + i;
+            qs[32 * h + i] = (codes[e] & 3)
+                | ((codes[e + 32] & 3) << 2)
+                | ((codes[e + 64] & 3) << 4)
+                | ((codes[e + 96] & 3) << 6);
+        }
+    }
+}
+
+fn q2_k(x: &[f32], b: &mut [u8]) {
+    let mut scales = [0.0f32; 16];
+    let mut mins = [0.0f32; 16];
+    let mut w = [0.0f32; 16];
+    for j in 0..16 {
+        let xs = &x[16 * j..16 * j + 16];
+        for (wi, &v) in w.iter_mut().zip(xs) {
+            *wi = v.abs();
+        }
+        (scales[j], mins[j]) = fit_scale_min(xs, &w, 3, (-0.5, 0.1, 15), true);
+    }
+    let max_scale = scales.iter().fold(0.0f32, |a, &v| a.max(v));
+    let max_min = mins.iter().fold(0.0f32, |a, &v| a.max(v));
+    let inv_scale = if max_scale > 0.0 {
+        15.0 / max_scale
+    } else {
+        0.0
+    };
+    let inv_min = if max_min > 0.0 { 15.0 / max_min } else { 0.0 };
+    let mut ls = [0u8; 16];
+    let mut lm = [0u8; 16];
+    for j in 0..16 {
+        ls[j] = nearest_int(inv_scale * scales[j]).clamp(0, 15) as u8;
+        lm[j] = nearest_int(inv_min * mins[j]).clamp(0, 15) as u8;
+        b[j] = ls[j] | (lm[j] << 4);
+    }
+    put_f16(b, 80, max_scale / 15.0);
+    put_f16(b, 82, max_min / 15.0);
+    let d = round_f16(max_scale / 15.0);
+    let dmin = round_f16(max_min / 15.0);
+    let mut codes = [0u8; 256];
+    for j in 0..16 {
+        let dl = d * f32::from(ls[j]);
+        if dl == 0.0 {
+            continue;
+        }
+        let ml = dmin * f32::from(lm[j]);
+        for i in 16 * j..16 * j + 16 {
+            codes[i] = nearest_int((x[i] + ml) / dl).clamp(0, 3) as u8;
+        }
+    }
+    pack_2bit_planes(&codes, &mut b[16..80]);
+}
+
+/// Symmetric codes in `−nmax..nmax` for a sub-block, refined by coordinate descent on the
+/// `x²`-weighted least-squares fit (GGML's `make_q3_quants` with `do_rmse`). Returns the scale
+/// (0 for an all-zero sub-block).
+fn fit_q3_scale(x: &[f32], nmax: i32) -> f32 {
+    let max = signed_absmax(x);
+    if max.abs() < 1e-15 {
+        return 0.0;
+    }
+    let iscale = -(nmax as f32) / max;
+    let mut l: Vec<i32> = x
+        .iter()
+        .map(|&v| nearest_int(iscale * v).clamp(-nmax, nmax - 1))
+        .collect();
+    let (mut sumlx, mut suml2) = (0.0f32, 0.0f32);
+    for (&v, &li) in x.iter().zip(&l) {
+        let w = v * v;
+        sumlx += w * v * li as f32;
+        suml2 += w * (li * li) as f32;
+    }
+    for _ in 0..5 {
+        let mut changed = false;
+        for (i, &v) in x.iter().enumerate() {
+            let w = v * v;
+            let li = l[i] as f32;
+            let mut slx = sumlx - w * v * li;
+            if slx > 0.0 {
+                let mut sl2 = suml2 - w * li * li;
+                let new_l = nearest_int(v * sl2 / slx).clamp(-nmax, nmax - 1);
+                if new_l != l[i] {
+                    slx += w * v * new_l as f32;
+                    sl2 += w * (new_l * new_l) as f32;
+                    if sl2 > 0.0 && slx * slx * suml2 > sumlx * sumlx * sl2 {
+                        l[i] = new_l;
+                        sumlx = slx;
+                        suml2 = sl2;
+                        changed = true;
+                    }
+                }
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    if suml2 > 0.0 {
+        sumlx / suml2
+    } else {
+        0.0
+    }
+}
+
+fn q3_k(x: &[f32], b: &mut [u8]) {
+    let mut scales = [0.0f32; 16];
+    for (j, s) in scales.iter_mut().enumerate() {
+        *s = fit_q3_scale(&x[16 * j..16 * j + 16], 4);
+    }
+    b.fill(0);
+    let max_scale = signed_absmax(&scales);
+    if max_scale.abs() < 1e-15 {
+        // All codes 0 with the high bit clear decode to 0·(0 − 4) = 0 with d = 0.
+        return;
+    }
+    let iscale = -32.0 / max_scale;
+    let mut sc = [0i32; 16];
+    {
+        let field = &mut b[96..108];
+        for (j, o) in sc.iter_mut().enumerate() {
+            let l = nearest_int(iscale * scales[j]).clamp(-32, 31);
+            *o = l;
+            let u = (l + 32) as u8;
+            if j < 8 {
+                field[j] = u & 0x0F;
+            } else {
+                field[j - 8] |= (u & 0x0F) << 4;
+            }
+            field[8 + j % 4] |= (u >> 4) << (2 * (j / 4));
+        }
+    }
+    put_f16(b, 108, 1.0 / iscale);
+    let d = round_f16(1.0 / iscale);
+    // Codes 0..8 = l + 4; the high bit goes to hmask (set means "no −4").
+    let mut codes = [4u8; 256];
+    for (j, &s) in sc.iter().enumerate() {
+        let dl = d * s as f32;
+        if dl == 0.0 {
+            continue;
+        }
+        for i in 16 * j..16 * j + 16 {
+            codes[i] = (nearest_int(x[i] / dl).clamp(-4, 3) + 4) as u8;
+        }
+    }
+    let (hmask, rest) = b.split_at_mut(32);
+    for (e, &c) in codes.iter().enumerate() {
+        if c > 3 {
+            // Element e: hmask byte e mod 32, bit e / 32.
+            hmask[e % 32] |= 1 << (e / 32);
+        }
+    }
+    pack_2bit_planes(&codes, &mut rest[..64]);
 }

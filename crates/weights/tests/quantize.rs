@@ -212,6 +212,27 @@ fn check_k_codes_optimal(dtype: DType, x: &[f32], b: &[u8], y: &[f32]) {
                     .map(|j| (32, d * f32::from(sc[j]), -dmin * f32::from(mn[j]), 0, nmax))
                     .collect()
             }
+            DType::Q2_K => {
+                let (d, dmin) = (f16_at(blk, 80), f16_at(blk, 82));
+                (0..16)
+                    .map(|j| {
+                        let s = blk[j];
+                        (16, d * f32::from(s & 15), -dmin * f32::from(s >> 4), 0, 3)
+                    })
+                    .collect()
+            }
+            DType::Q3_K => {
+                let d = f16_at(blk, 108);
+                let s = &blk[96..108];
+                (0..16)
+                    .map(|j| {
+                        let low = if j < 8 { s[j] & 15 } else { s[j - 8] >> 4 };
+                        let high = (s[8 + j % 4] >> (2 * (j / 4))) & 3;
+                        let sc = i32::from(low | (high << 4)) - 32;
+                        (16, d * sc as f32, 0.0, -4, 3)
+                    })
+                    .collect()
+            }
             DType::Q6_K => {
                 let d = f16_at(blk, 208);
                 (0..16)
@@ -248,24 +269,33 @@ fn k_quants_codes_optimal_and_errors_ordered() {
     // Unit-variance normals (no per-block scaling, so the relative RMSE is a clean figure).
     let x = gaussian_blocks(16, 256 * 200, usize::MAX);
     let mut errs = Vec::new();
-    for dtype in [DType::Q4_K, DType::Q5_K, DType::Q6_K] {
+    for dtype in [
+        DType::Q2_K,
+        DType::Q3_K,
+        DType::Q4_K,
+        DType::Q5_K,
+        DType::Q6_K,
+    ] {
         let (b, y) = round_trip(dtype, &x);
         check_k_codes_optimal(dtype, &x, &b, &y);
         errs.push(rel_rmse(&x, &y));
     }
+    eprintln!("relative RMSE Q2_K..Q6_K: {errs:?}");
     // Uniform 4/5/6-bit quantisation of a normal over a sub-block range of about ±2.5σ has
-    // relative RMSE about range/levels/√12: 0.1, 0.05, 0.025. The searched scales must do better.
-    assert!(
-        errs[0] < 0.10 && errs[1] < 0.05 && errs[2] < 0.025,
-        "{errs:?}"
-    );
-    assert!(errs[0] > errs[1] && errs[1] > errs[2], "{errs:?}");
+    // relative RMSE about range/levels/√12: 0.1, 0.05, 0.025, and the best fixed 4- and 8-level
+    // quantisers of a normal (Lloyd–Max) reach 0.343 and 0.186. The block-adaptive searched
+    // scales must do better than all of these.
+    let limits = [0.343, 0.186, 0.10, 0.05, 0.025];
+    for (k, (e, l)) in errs.iter().zip(limits).enumerate() {
+        assert!(*e < l, "type {k}: {errs:?}");
+    }
+    assert!(errs.windows(2).all(|w| w[0] > w[1]), "{errs:?}");
     // Q4_K (4.5 bits per weight) beats Q4_0 (4.5 bits) on the same data.
     let (_, y40) = round_trip(DType::Q4_0, &x);
     assert!(
-        errs[0] < rel_rmse(&x, &y40),
+        errs[2] < rel_rmse(&x, &y40),
         "{} vs {}",
-        errs[0],
+        errs[2],
         rel_rmse(&x, &y40)
     );
 }
@@ -273,13 +303,19 @@ fn k_quants_codes_optimal_and_errors_ordered() {
 #[test]
 fn k_quants_scaled_blocks() {
     let x = gaussian_blocks(17, 256 * 50, 256);
-    for dtype in [DType::Q4_K, DType::Q5_K, DType::Q6_K] {
+    for dtype in [
+        DType::Q2_K,
+        DType::Q3_K,
+        DType::Q4_K,
+        DType::Q5_K,
+        DType::Q6_K,
+    ] {
         let (b, y) = round_trip(dtype, &x);
         check_k_codes_optimal(dtype, &x, &b, &y);
     }
 }
 
-const ALL: [DType; 11] = [
+const ALL: [DType; 13] = [
     DType::F32,
     DType::F16,
     DType::BF16,
@@ -288,6 +324,8 @@ const ALL: [DType; 11] = [
     DType::Q5_0,
     DType::Q5_1,
     DType::Q8_0,
+    DType::Q2_K,
+    DType::Q3_K,
     DType::Q4_K,
     DType::Q5_K,
     DType::Q6_K,
@@ -349,13 +387,7 @@ fn errors() {
             ..
         })
     ));
-    for dtype in [
-        DType::I64,
-        DType::Q2_K,
-        DType::Q3_K,
-        DType::Q8_K,
-        DType::Other(99),
-    ] {
+    for dtype in [DType::I64, DType::Q8_K, DType::Other(99)] {
         assert!(
             matches!(
                 quantize(dtype, &[0.0; 256]),
