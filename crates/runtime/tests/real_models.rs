@@ -189,3 +189,26 @@ fn minilm_embedding_fidelity_orders_compression_levels() {
     assert!(fine.mean_cosine < 1.0 - 1e-6, "{fine:?}");
     assert!(coarse.min_cosine <= coarse.mean_cosine);
 }
+
+/// Heavy (about 120 forward passes): `cargo test --release -p claimlab-runtime --test real_models
+/// smollm2_fisher_trace -- --ignored --nocapture`
+#[test]
+#[ignore = "about 120 SmolLM2 forward passes; run by hand"]
+fn smollm2_fisher_trace() {
+    let s = smol();
+    let ids = s.tok.encode(&brown_news()).expect("encode");
+    let cfg = claimlab_runtime::FisherConfig {
+        n_directions: 2,
+        rel_step: 1e-3,
+        seed: 1,
+    };
+    let f = claimlab_runtime::fisher_trace(&s.model, &ids[..32], &cfg).expect("fisher");
+    assert_eq!(f.layers.len(), 30);
+    for l in &f.layers {
+        eprintln!(
+            "layer {:2}: tr F = {:.4e} ± {:.2e} ({} params)",
+            l.layer, l.trace, l.std_error, l.n_params
+        );
+        assert!(l.trace.is_finite() && l.trace > 0.0 && l.std_error.is_finite());
+    }
+}
