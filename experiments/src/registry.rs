@@ -44,7 +44,7 @@ pub const CLAIMS: &[Claim] = &[
     // ccd
     done("ccd-1.1", ccd::claim_1_1::run),
     todo("ccd-1.2"),
-    todo("ccd-2.1"),
+    done("ccd-2.1", ccd::claim_2_1::run),
     todo("ccd-3.1"),
     todo("ccd-4.1"),
     todo("ccd-5.1"),

@@ -1,4 +1,5 @@
 //! Claims of the compression-distillation document (`papers/ccd.md`).
 
 pub(crate) mod claim_1_1;
+pub(crate) mod claim_2_1;
 pub(crate) mod claim_9_ratio;
