@@ -45,7 +45,7 @@ pub const CLAIMS: &[Claim] = &[
     done("ccd-1.1", ccd::claim_1_1::run),
     todo("ccd-1.2"),
     done("ccd-2.1", ccd::claim_2_1::run),
-    todo("ccd-3.1"),
+    done("ccd-3.1", ccd::claim_3_1::run),
     todo("ccd-4.1"),
     todo("ccd-5.1"),
     todo("ccd-6.1"),
@@ -75,7 +75,7 @@ pub const CLAIMS: &[Claim] = &[
     done("pipe-intensity", pipe::claim_intensity::run),
     // sys
     todo("sys-1.topology"),
-    todo("sys-1.algebra"),
+    done("sys-1.algebra", sys::claim_1_algebra::run),
     todo("sys-1.rd"),
     todo("sys-1.memory"),
     todo("sys-1.runtime"),

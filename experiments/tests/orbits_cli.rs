@@ -335,3 +335,53 @@ fn bad_inputs_are_clean_errors() {
     assert!(err.contains("/nonexistent/m.gguf"), "{err}");
     let _ = std::fs::remove_dir_all(&d);
 }
+
+#[test]
+fn symmetry_claims_run_quick_with_verdicts_and_figures() {
+    let d = tmpdir("claims");
+    let out = claimlab()
+        .args([
+            "run",
+            "ccd-3.1",
+            "sys-1.algebra",
+            "--quick",
+            "--quiet",
+            "--out",
+        ])
+        .arg(&d)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let js: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("report.json")).unwrap()).unwrap();
+    for id in ["ccd-3.1", "sys-1.algebra"] {
+        let o = js["outcomes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["id"] == id)
+            .unwrap();
+        let v = o["verdict"].as_str().unwrap();
+        assert!(
+            ["supported", "refuted", "inconclusive"].contains(&v),
+            "{id}: {v}"
+        );
+        // The Burnside step is a theorem: any counterexample is a bug.
+        assert_eq!(o["numbers"]["burnside_step"]["counterexamples"], 0);
+        assert_eq!(o["numbers"]["burnside_step"]["burnside_mismatches"], 0);
+        let fig = format!("{id}_bits_saved");
+        assert!(
+            d.join("figures").join(format!("{fig}.png")).is_file(),
+            "{fig}"
+        );
+        assert!(
+            d.join("figures").join(format!("{fig}.svg")).is_file(),
+            "{fig}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&d);
+}

@@ -2,4 +2,5 @@
 
 pub(crate) mod claim_1_1;
 pub(crate) mod claim_2_1;
+pub(crate) mod claim_3_1;
 pub(crate) mod claim_9_ratio;

@@ -1,1 +1,3 @@
 //! Claims of the two-system overview (`papers/sys.md`).
+
+pub(crate) mod claim_1_algebra;
