@@ -183,7 +183,9 @@ pub fn perplexity_cmd(args: PerplexityArgs, json: bool) -> Result<String> {
 pub fn generate_cmd(args: GenerateArgs, json: bool) -> Result<String> {
     let (model, llama, tok) = load_decoder(args.model.as_deref(), args.cache_dir)?;
     let ids = tok.encode(&args.prompt)?;
-    let out = generate(&llama, &ids, args.max_tokens, &[], &Overrides::default())?;
+    // Stop at the chat end-of-turn token when the vocabulary has one (SmolLM2: `<|im_end|>`).
+    let stop: Vec<u32> = tok.token_id("<|im_end|>").into_iter().collect();
+    let out = generate(&llama, &ids, args.max_tokens, &stop, &Overrides::default())?;
     let text = tok.decode(&out)?;
     if json {
         return Ok(serde_json::to_string_pretty(&json!({
