@@ -245,8 +245,9 @@ mod tests {
         let acts = [0.0f32, 3.0, 1.0, 0.0, 1.0, 3.0, 0.0, 0.0];
         let le = layer_energy(0, &acts, 4);
         assert_eq!(le.energy, vec![1.0, 18.0, 1.0, 0.0]);
-        assert!((le.fixed_fraction - 0.5).abs() < 1e-12);
-        assert!((le.per_token_fraction - 0.5).abs() < 1e-12);
+        // 18 of 20 is exactly 90%: one neuron of four.
+        assert!((le.fixed_fraction - 0.25).abs() < 1e-12);
+        assert!((le.per_token_fraction - 0.25).abs() < 1e-12);
     }
 
     #[test]
