@@ -70,6 +70,8 @@ enum Cmd {
     Orbits(tools::orbits::Args),
     /// Bit allocation under a budget (Lagrangian and exact).
     Budget(tools::budget::Args),
+    /// Compress a llama GGUF to a target size (per-tensor GGUF block types, measured perplexity).
+    Compress(tools::compress::Args),
     /// Fetch and verify the pinned real data (MiniLM, SmolLM2, Brown) into the cache.
     Fetch {
         /// Data cache directory (default: $CLAIMLAB_CACHE_DIR or the user cache dir).
@@ -162,6 +164,7 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
         Cmd::Rd(a) => tool(tools::rd::run(a, cli.json)),
         Cmd::Orbits(a) => tool(tools::orbits::run(a, cli.json)),
         Cmd::Budget(a) => tool(tools::budget::run(a, cli.json)),
+        Cmd::Compress(a) => tool(tools::compress::run(a, cli.json)),
         Cmd::Fetch { cache_dir } => {
             let cache = claimlab_weights::Cache::new(cache_dir)?;
             let mut out = Vec::new();

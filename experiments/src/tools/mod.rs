@@ -4,6 +4,7 @@
 //! human-readable output or, with `--json`, one JSON document.
 
 pub mod budget;
+pub mod compress;
 pub mod orbits;
 pub mod ph;
 pub mod powerlaw;
