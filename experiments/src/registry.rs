@@ -43,10 +43,10 @@ pub const CLAIMS: &[Claim] = &[
     // CLAIM-LIST-START
     // ccd
     done("ccd-1.1", ccd::claim_1_1::run),
-    todo("ccd-1.2"),
+    done("ccd-1.2", ccd::claim_1_2::run),
     done("ccd-2.1", ccd::claim_2_1::run),
     done("ccd-3.1", ccd::claim_3_1::run),
-    todo("ccd-4.1"),
+    done("ccd-4.1", ccd::claim_4_1::run),
     todo("ccd-5.1"),
     todo("ccd-6.1"),
     todo("ccd-7.1"),
@@ -57,8 +57,8 @@ pub const CLAIMS: &[Claim] = &[
     todo("ccd-9.memory"),
     todo("ccd-9.runtime"),
     // pipe
-    todo("pipe-thm1"),
-    todo("pipe-thm1.linear"),
+    done("pipe-thm1", pipe::claim_thm1::run),
+    done("pipe-thm1.linear", pipe::claim_thm1_linear::run),
     todo("pipe-thm2"),
     todo("pipe-pareto"),
     todo("pipe-thm3"),

@@ -1,6 +1,8 @@
 //! Claims of the compression-distillation document (`papers/ccd.md`).
 
 pub(crate) mod claim_1_1;
+pub(crate) mod claim_1_2;
 pub(crate) mod claim_2_1;
 pub(crate) mod claim_3_1;
+pub(crate) mod claim_4_1;
 pub(crate) mod claim_9_ratio;

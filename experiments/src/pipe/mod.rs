@@ -1,3 +1,5 @@
 //! Claims of the compression-pipelines document (`papers/pipe.md`).
 
 pub(crate) mod claim_intensity;
+pub(crate) mod claim_thm1;
+pub(crate) mod claim_thm1_linear;
