@@ -412,7 +412,7 @@ mod tests {
         assert_eq!(s.len(), 30);
         for row in s.chunks(10) {
             assert_eq!(row[0] as usize % 10, 0);
-            assert!(row.windows(2).all(|p| p[1] == p[0] + 1.0));
+            assert!(row.windows(2).all(|p| p[1] as i64 == p[0] as i64 + 1));
         }
         assert_eq!(row_subsample(&w, 10, 1000, 1), w);
     }
