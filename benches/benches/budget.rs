@@ -31,6 +31,37 @@ fn menus() -> (Vec<Vec<Item>>, f64) {
     (m, 4.0 * total_w)
 }
 
+/// The issue's scale: 200 layers × 32 options with integer costs in 0..1000, budget 10^5 units
+/// (the same instance family as the crate's ignored `dp_at_issue_scale` test).
+fn menus_issue_scale() -> (Vec<Vec<Item>>, f64) {
+    let mut rng = claimlab_testkit::rng(9);
+    let m = (0..LAYERS)
+        .map(|_| {
+            (0..OPTIONS)
+                .map(|_| {
+                    let c = rng.random_range(0..1000u32);
+                    Item::new(f64::from(c), (-(f64::from(c)) / 300.0).exp() * rng.random::<f64>())
+                })
+                .collect()
+        })
+        .collect();
+    (m, 1e5)
+}
+
+fn bench_issue_scale(c: &mut Criterion) {
+    let (m, budget) = menus_issue_scale();
+    let mut g = c.benchmark_group("budget/200x32/resolution-1e5");
+    g.sample_size(10).warm_up_time(Duration::from_secs(1));
+    g.measurement_time(Duration::from_secs(5));
+    g.bench_function("lagrangian", |b| {
+        b.iter(|| lagrangian_allocation(black_box(&m), budget).unwrap());
+    });
+    g.bench_function("exact_dp", |b| {
+        b.iter(|| exact_allocation_dp(black_box(&m), budget, &DpConfig::default()).unwrap());
+    });
+    g.finish();
+}
+
 fn bench(c: &mut Criterion) {
     let (m, budget) = menus();
     let mut g = c.benchmark_group("budget/200x32");
@@ -45,5 +76,5 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench);
+criterion_group!(benches, bench, bench_issue_scale);
 criterion_main!(benches);
