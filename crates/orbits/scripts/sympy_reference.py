@@ -2,14 +2,19 @@
 """Reference values for claimlab-orbits from SymPy's combinatorics module.
 
 Run from the crate directory:  python3 scripts/sympy_reference.py > tests/data/sympy_reference.json
-(needs `pip install sympy`; written with SymPy 1.14.0). Every group is listed by its generators in
+(installs SymPy 1.14.0 with pip when it is missing). Every group is listed by its generators in
 1-based cycle notation, so the Rust test rebuilds exactly the same group.
 """
 import json
 import random
+import subprocess
 import sys
 
-import sympy
+try:
+    import sympy
+except ImportError:  # install the peer from PyPI on first use (never vendored)
+    subprocess.check_call([sys.executable, "-m", "pip", "install", "--quiet", "sympy==1.14.0"])
+    import sympy
 from sympy.combinatorics import Permutation, PermutationGroup
 
 
