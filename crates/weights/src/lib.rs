@@ -60,7 +60,7 @@ mod safetensors;
 mod tensor;
 
 pub use brown::{brown_documents, untag, untag_document, BrownDoc};
-pub use cache::{sha256_file, Cache, Pinned};
+pub use cache::{sha256_file, Cache, Pinned, BROWN_SHA256};
 pub use dtype::DType;
 pub use error::{Error, Result};
 pub use gguf::{parse_gguf_bytes, GgufMetadata, GgufValue};

@@ -187,7 +187,7 @@ pub(crate) fn passages_from(
     seed: u64,
     heldout: bool,
 ) -> Result<Vec<Vec<u32>>> {
-    let docs = claimlab_weights::brown_documents(&ctx.cache()?.brown()?)?;
+    let docs = ctx.brown_documents()?;
     let mut order: Vec<usize> = (0..docs.len()).collect();
     let mut r = rng(seed ^ (n as u64).wrapping_mul(0x9e37_79b9));
     order.shuffle(&mut r);
@@ -250,7 +250,7 @@ impl Probe {
         context: usize,
         sentences: usize,
     ) -> Result<Probe> {
-        let docs = claimlab_weights::brown_documents(&ctx.cache()?.brown()?)?;
+        let docs = ctx.brown_documents()?;
         let text: String = docs
             .iter()
             .filter(|d| d.genre == HELDOUT_GENRE)

@@ -276,7 +276,7 @@ pub(crate) fn canonical_overrides(m: &Model) -> Result<(Overrides, usize)> {
 
 /// Brown sentences for the function checks (first `n` of 6..30 words, news first).
 pub(crate) fn brown_sentences(ctx: &mut Ctx, n: usize) -> Result<Vec<String>> {
-    let docs = claimlab_weights::brown_documents(&ctx.cache()?.brown()?)?;
+    let docs = ctx.brown_documents()?;
     let text: String = docs
         .iter()
         .map(|d| d.text.as_str())
