@@ -3,12 +3,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-const AREA: [&str; 5] = [
+const AREA: [&str; 6] = [
     "claimlab-topology",
     "claimlab-orbits",
     "claimlab-ratedist",
     "claimlab-spectral",
     "claimlab-budget",
+    "claimlab-concepts",
 ];
 const FORBIDDEN: [&str; 3] = ["claimlab-weights", "claimlab-runtime", "experiments"];
 
