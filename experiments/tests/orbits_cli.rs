@@ -1,37 +1,10 @@
 //! `claimlab orbits order | count | model` end to end: known group orders, necklace counts
 //! against the closed formula, the weight-space table of both pinned models, and clean errors.
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
+mod common;
 
 use claimlab_weights::{Cache, Pinned};
-
-fn claimlab() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_claimlab"))
-}
-
-fn tmpdir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("claimlab-orbits-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn ok_json(out: &Output) -> serde_json::Value {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
-fn failed(out: &Output) -> String {
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr).to_string();
-    assert!(!err.contains("panicked"), "{err}");
-    err
-}
+use common::{claimlab, failed, ok_json, tmpdir};
 
 /// The six face turns of Rubik's cube, GAP's numbering of the 48 moving facets.
 const RUBIK: &str = "# Rubik's cube
@@ -338,50 +311,14 @@ fn bad_inputs_are_clean_errors() {
 
 #[test]
 fn symmetry_claims_run_quick_with_verdicts_and_figures() {
-    let d = tmpdir("claims");
-    let out = claimlab()
-        .args([
-            "run",
-            "ccd-3.1",
-            "sys-1.algebra",
-            "--quick",
-            "--quiet",
-            "--out",
-        ])
-        .arg(&d)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let js: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(d.join("report.json")).unwrap()).unwrap();
+    let (d, js) = common::run_claims_quick("orbits-claims", &["ccd-3.1", "sys-1.algebra"]);
     for id in ["ccd-3.1", "sys-1.algebra"] {
-        let o = js["outcomes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|o| o["id"] == id)
-            .unwrap();
-        let v = o["verdict"].as_str().unwrap();
-        assert!(
-            ["supported", "refuted", "inconclusive"].contains(&v),
-            "{id}: {v}"
-        );
+        common::assert_verdict(&js, id);
+        let o = common::outcome(&js, id);
         // The Burnside step is a theorem: any counterexample is a bug.
         assert_eq!(o["numbers"]["burnside_step"]["counterexamples"], 0);
         assert_eq!(o["numbers"]["burnside_step"]["burnside_mismatches"], 0);
-        let fig = format!("{id}_bits_saved");
-        assert!(
-            d.join("figures").join(format!("{fig}.png")).is_file(),
-            "{fig}"
-        );
-        assert!(
-            d.join("figures").join(format!("{fig}.svg")).is_file(),
-            "{fig}"
-        );
+        common::assert_figure(&d, &format!("{id}_bits_saved"));
     }
     let _ = std::fs::remove_dir_all(&d);
 }

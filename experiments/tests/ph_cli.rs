@@ -1,15 +1,12 @@
 //! `claimlab ph` end to end: barcodes of the reference circle against Ripser's H1, diagram
 //! distances against GUDHI/Hera, and clear errors (file and line, exit status 2) on bad files.
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
+mod common;
 
-fn claimlab(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_claimlab"))
-        .args(args)
-        .output()
-        .unwrap()
-}
+use std::path::PathBuf;
+use std::process::Output;
+
+use common::run as claimlab;
 
 fn reference(name: &str) -> String {
     claimlab_testkit::reference_dir()
@@ -20,9 +17,7 @@ fn reference(name: &str) -> String {
 }
 
 fn tmpfile(tag: &str, contents: &str) -> PathBuf {
-    let p = std::env::temp_dir().join(format!("claimlab-ph-{tag}-{}.txt", std::process::id()));
-    std::fs::write(&p, contents).unwrap();
-    p
+    common::tmpfile(&format!("{tag}.txt"), contents)
 }
 
 fn stdout(out: &Output) -> String {

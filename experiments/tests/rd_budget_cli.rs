@@ -2,31 +2,19 @@
 //! values in `/work/shared/reference/rd/rd_reference.json`, a budget CSV checked by brute force, and
 //! bad input.
 
+mod common;
+
 use std::path::PathBuf;
-use std::process::{Command, Output};
 
 use claimlab_testkit::{read_json, reference_dir};
 use serde_json::Value;
 
-fn claimlab(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_claimlab"))
-        .args(args)
-        .output()
-        .expect("claimlab runs")
-}
-
 fn ok_json(args: &[&str]) -> Value {
-    let out = claimlab(args);
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("JSON output")
+    common::ok_json(&common::run(args))
 }
 
 fn err_text(args: &[&str]) -> String {
-    let out = claimlab(args);
+    let out = common::run(args);
     assert!(!out.status.success(), "{args:?} should fail");
     String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout)
 }
@@ -36,11 +24,7 @@ fn f(v: &Value) -> f64 {
 }
 
 fn tmp(name: &str, text: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("claimlab_rd_budget_{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let p = dir.join(name);
-    std::fs::write(&p, text).unwrap();
-    p
+    common::tmpfile(name, text)
 }
 
 fn rd_ref() -> Value {
@@ -84,7 +68,7 @@ fn blahut_four_symbol_matches_reference() {
         assert!(f(&pt["gap_nats"]) < 1e-8, "s={s}");
     }
     // Text output carries the same numbers.
-    let out = claimlab(&[
+    let out = common::run(&[
         "rd", "blahut", "--probs", &probs, "--values", &values, "--slope", "1",
     ]);
     assert!(out.status.success());
@@ -157,7 +141,7 @@ fn curve_lists_every_quantizer_with_bounds() {
         assert!(f(&x["rate_entropy_bits"]) <= f(&x["rate_fixed_bits"]) + 1e-9);
         assert!(f(&x["gaussian_rate_bits"]).is_finite() && f(&x["slb_bits"]).is_finite());
     }
-    let text = claimlab(&["rd", "curve", p.to_str().unwrap(), "--max-bits", "2"]);
+    let text = common::run(&["rd", "curve", p.to_str().unwrap(), "--max-bits", "2"]);
     assert!(text.status.success());
     assert!(String::from_utf8_lossy(&text.stdout).contains("lloyd"));
 }
@@ -222,7 +206,7 @@ fn budget_allocate_matches_brute_force() {
         assert!(cost <= budget && (dist - exact).abs() < 1e-12, "B={budget}");
     }
     // The text output names the layers, the multiplier and the gap.
-    let text = claimlab(&["budget", "allocate", p.to_str().unwrap(), "--budget", "14"]);
+    let text = common::run(&["budget", "allocate", p.to_str().unwrap(), "--budget", "14"]);
     assert!(text.status.success());
     let t = String::from_utf8_lossy(&text.stdout);
     assert!(

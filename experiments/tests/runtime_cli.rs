@@ -1,10 +1,8 @@
 //! `claimlab embed`, `perplexity` and `generate` on the real pinned models.
 
-use std::process::Command;
+mod common;
 
-fn claimlab() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_claimlab"))
-}
+use common::claimlab;
 
 #[test]
 fn embed_reproduces_the_published_similarity() {
@@ -46,17 +44,13 @@ fn generate_names_paris() {
 
 #[test]
 fn perplexity_of_a_short_text_is_finite_and_json() {
-    let dir = std::env::temp_dir().join(format!("claimlab-ppl-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let f = dir.join("text.txt");
-    std::fs::write(
-        &f,
+    let f = common::tmpfile(
+        "text.txt",
         "The Fulton County Grand Jury said Friday an investigation of Atlanta's recent primary \
          election produced no evidence that any irregularities took place. The jury further said \
          in term-end presentments that the City Executive Committee, which had over-all charge of \
          the election, deserves the praise and thanks of the City of Atlanta.",
-    )
-    .unwrap();
+    );
     let out = claimlab()
         .args(["perplexity", "--json", "--context", "32", "--stride", "16"])
         .arg(&f)
@@ -77,7 +71,7 @@ fn perplexity_of_a_short_text_is_finite_and_json() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent.txt"));
-    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(f.parent().unwrap());
 }
 
 #[test]
