@@ -156,7 +156,8 @@ pub fn perplexity(
 /// [`Error::Empty`] for an empty prompt and the input errors of [`LlamaModel::forward`].
 ///
 /// # Complexity
-/// Recomputes the whole sequence each step (no KV cache): `O(max_new_tokens · n)` token-forwards.
+/// One forward pass over the prompt, then one token per step against a [`crate::KvCache`]:
+/// `O(n·P + n²·d)` for `n` tokens in all.
 pub fn generate(
     model: &LlamaModel,
     prompt: &[u32],
@@ -167,19 +168,23 @@ pub fn generate(
     if prompt.is_empty() {
         return Err(Error::Empty { what: "prompt" });
     }
-    let w = model.weights(overrides)?;
-    let mut seq = prompt.to_vec();
+    let vocab = model.config().vocab_size;
+    let mut cache = model.new_cache();
     let mut out = Vec::new();
-    for _ in 0..max_new_tokens {
-        let (hidden, _) = model.hidden(&seq, &Capture::default(), overrides)?;
-        let n = seq.len();
-        let logits = model.project(&hidden, n - 1..n, w);
-        let next = argmax(&logits);
-        seq.push(next);
+    if max_new_tokens == 0 {
+        model.check_tokens(prompt)?;
+        model.weights(overrides)?;
+        return Ok(out);
+    }
+    let logits = model.forward_cached(&mut cache, prompt, overrides)?;
+    let mut next = argmax(&logits[logits.len() - vocab..]);
+    loop {
         out.push(next);
-        if stop.contains(&next) {
+        if stop.contains(&next) || out.len() == max_new_tokens {
             break;
         }
+        let logits = model.forward_cached(&mut cache, &[next], overrides)?;
+        next = argmax(&logits);
     }
     Ok(out)
 }

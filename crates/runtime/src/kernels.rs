@@ -183,11 +183,12 @@ pub(crate) struct RopeTable {
 }
 
 impl RopeTable {
-    pub(crate) fn new(n: usize, head_dim: usize, base: f64) -> Self {
+    /// The table for positions `start..start + n` (row `t` holds position `start + t`).
+    pub(crate) fn positions(start: usize, n: usize, head_dim: usize, base: f64) -> Self {
         let half = head_dim / 2;
         let mut cos = Vec::with_capacity(n * half);
         let mut sin = Vec::with_capacity(n * half);
-        for t in 0..n {
+        for t in start..start + n {
             for i in 0..half {
                 let a = t as f64 * base.powf(-2.0 * i as f64 / head_dim as f64);
                 cos.push(a.cos() as f32);
@@ -244,6 +245,21 @@ pub(crate) fn attention(
     s: AttnShape,
     keep_probs: bool,
 ) -> (Vec<f32>, Option<Vec<f32>>) {
+    attention_at(q, k, v, s, s.n, 0, keep_probs)
+}
+
+/// [`attention`] for `s.n` new queries at positions `offset..offset + s.n` against `n_keys` keys at
+/// positions `0..n_keys` (the cached ones first): `k` and `v` are `[n_keys, n_kv_heads·head_dim]`.
+/// Under a causal mask query `i` sees keys `0..=offset + i`. Probabilities are `[n_heads, n, n_keys]`.
+pub(crate) fn attention_at(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    s: AttnShape,
+    n_keys: usize,
+    offset: usize,
+    keep_probs: bool,
+) -> (Vec<f32>, Option<Vec<f32>>) {
     let AttnShape {
         n,
         n_heads,
@@ -251,6 +267,7 @@ pub(crate) fn attention(
         head_dim: hd,
         causal,
     } = s;
+    debug_assert!(offset + n <= n_keys || !causal);
     let qs = n_heads * hd;
     let ks = n_kv_heads * hd;
     let group = n_heads / n_kv_heads;
@@ -260,26 +277,26 @@ pub(crate) fn attention(
         .map(|h| {
             let kvh = h / group;
             let qh = MatRef::from_row_major_slice_with_stride(&q[h * hd..], n, hd, qs);
-            let kt = MatRef::from_column_major_slice_with_stride(&k[kvh * hd..], hd, n, ks);
-            let vh = MatRef::from_row_major_slice_with_stride(&v[kvh * hd..], n, hd, ks);
-            let mut p = vec![0.0f32; n * n];
+            let kt = MatRef::from_column_major_slice_with_stride(&k[kvh * hd..], hd, n_keys, ks);
+            let vh = MatRef::from_row_major_slice_with_stride(&v[kvh * hd..], n_keys, hd, ks);
+            let mut p = vec![0.0f32; n * n_keys];
             matmul(
-                MatMut::from_row_major_slice_mut(&mut p, n, n),
+                MatMut::from_row_major_slice_mut(&mut p, n, n_keys),
                 Accum::Replace,
                 qh,
                 kt,
                 scale,
                 Par::Seq,
             );
-            for (i, row) in p.chunks_exact_mut(n).enumerate() {
-                let len = if causal { i + 1 } else { n };
+            for (i, row) in p.chunks_exact_mut(n_keys).enumerate() {
+                let len = if causal { offset + i + 1 } else { n_keys };
                 softmax_prefix(row, len);
             }
             let mut o = vec![0.0f32; n * hd];
             matmul(
                 MatMut::from_row_major_slice_mut(&mut o, n, hd),
                 Accum::Replace,
-                MatRef::from_row_major_slice(&p, n, n),
+                MatRef::from_row_major_slice(&p, n, n_keys),
                 vh,
                 1.0f32,
                 Par::Seq,
@@ -294,7 +311,7 @@ pub(crate) fn attention(
         }
     }
     let probs = keep_probs.then(|| {
-        let mut all = Vec::with_capacity(n_heads * n * n);
+        let mut all = Vec::with_capacity(n_heads * n * n_keys);
         for (_, p) in &per_head {
             all.extend_from_slice(p);
         }
@@ -399,7 +416,7 @@ mod tests {
             out
         };
         let mut a = x.clone();
-        let table = RopeTable::new(n, hd, 1e4);
+        let table = RopeTable::positions(0, n, hd, 1e4);
         rope(&mut a, heads, &table, RopeLayout::HalfSplit);
         let mut b = perm(&x);
         rope(&mut b, heads, &table, RopeLayout::Interleaved);

@@ -43,5 +43,5 @@ pub use eval::{generate, perplexity, Perplexity, PerplexityConfig};
 pub use fidelity::{embedding_fidelity, embeddings, split_sentences, EmbeddingFidelity};
 pub use fisher::{fisher_trace, FisherConfig, FisherLayer, FisherTrace};
 pub use hooks::{Capture, Captures, Hooks, LayerCapture, Overrides};
-pub use llama::{LlamaConfig, LlamaModel, LlamaOutput};
+pub use llama::{KvCache, LlamaConfig, LlamaModel, LlamaOutput};
 pub use tokenizer::TextTokenizer;

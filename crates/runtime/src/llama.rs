@@ -129,6 +129,43 @@ struct Block {
     down: ParamId,
 }
 
+/// Rotated keys and values of the tokens a [`LlamaModel`] has seen, per layer, for incremental
+/// decoding with [`LlamaModel::forward_cached`]. Memory: `2·n_layers·n_kv_heads·head_dim` floats
+/// per token (46 KiB per token for SmolLM2-135M).
+#[derive(Clone, Debug, Default)]
+pub struct KvCache {
+    keys: Vec<Vec<f32>>,
+    values: Vec<Vec<f32>>,
+    len: usize,
+}
+
+impl KvCache {
+    /// Number of cached positions.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether no position is cached.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Drops the positions from `len` on (e.g. to reuse a shared prompt).
+    pub fn truncate(&mut self, len: usize) {
+        if len >= self.len {
+            return;
+        }
+        for (k, v) in self.keys.iter_mut().zip(&mut self.values) {
+            let width = k.len() / self.len;
+            k.truncate(len * width);
+            v.truncate(len * width);
+        }
+        self.len = len;
+    }
+}
+
 /// A llama decoder with all weights dequantised to f32 (about 4 bytes per parameter).
 #[derive(Clone, Debug)]
 pub struct LlamaModel {
@@ -328,6 +365,55 @@ impl LlamaModel {
         Ok(self.params.view(ov))
     }
 
+    /// An empty key/value cache for [`LlamaModel::forward_cached`].
+    #[must_use]
+    pub fn new_cache(&self) -> KvCache {
+        KvCache {
+            keys: vec![Vec::new(); self.cfg.n_layers],
+            values: vec![Vec::new(); self.cfg.n_layers],
+            len: 0,
+        }
+    }
+
+    /// Incremental causal forward pass: `tokens` continue the sequence whose keys and values are in
+    /// `cache` (positions `cache.len()..`), and are appended to it. Gives the same logits as
+    /// [`LlamaModel::forward`] on the whole sequence, at the cost of the new tokens only.
+    ///
+    /// # Returns
+    /// Next-token logits `[tokens.len(), vocab_size]` of the new positions.
+    ///
+    /// # Errors
+    /// As [`LlamaModel::forward`], with [`Error::TooLong`] counting the cached tokens too, and
+    /// [`Error::ShapeMismatch`] for a cache made by a model of another shape. On error the cache
+    /// is unchanged.
+    pub fn forward_cached(
+        &self,
+        cache: &mut KvCache,
+        tokens: &[u32],
+        overrides: &Overrides,
+    ) -> Result<Vec<f32>> {
+        let kd = self.cfg.n_kv_heads * self.cfg.head_dim;
+        let layers = self.cfg.n_layers;
+        let fits = cache.keys.len() == layers
+            && cache.values.len() == layers
+            && cache
+                .keys
+                .iter()
+                .chain(&cache.values)
+                .all(|k| k.len() == cache.len * kd);
+        if !fits {
+            return Err(Error::ShapeMismatch {
+                tensor: "kv cache".into(),
+                shape: vec![layers, cache.len, kd],
+                expected: layers * cache.len * kd,
+                actual: cache.keys.first().map_or(0, Vec::len) * cache.keys.len(),
+            });
+        }
+        let (hidden, _) = self.run(tokens, Some(cache), &Capture::default(), overrides)?;
+        let w = self.params.view(overrides);
+        Ok(self.project(&hidden, 0..tokens.len(), w))
+    }
+
     /// Final normed hidden states `[n, d]` and captures.
     pub(crate) fn hidden(
         &self,
@@ -335,7 +421,27 @@ impl LlamaModel {
         cap: &Capture,
         overrides: &Overrides,
     ) -> Result<(Vec<f32>, Captures)> {
+        self.run(tokens, None, cap, overrides)
+    }
+
+    /// The blocks over `tokens`, continuing `cache` when given (and appending to it).
+    fn run(
+        &self,
+        tokens: &[u32],
+        mut cache: Option<&mut KvCache>,
+        cap: &Capture,
+        overrides: &Overrides,
+    ) -> Result<(Vec<f32>, Captures)> {
+        let start = cache.as_ref().map_or(0, |c| c.len);
         self.check_tokens(tokens)?;
+        if let Some(max) = self.cfg.max_positions {
+            if start + tokens.len() > max {
+                return Err(Error::TooLong {
+                    len: start + tokens.len(),
+                    max,
+                });
+            }
+        }
         let w = self.weights(overrides)?;
         let c = &self.cfg;
         let n = tokens.len();
@@ -358,7 +464,7 @@ impl LlamaModel {
             head_dim: hd,
             causal: true,
         };
-        let rope = RopeTable::new(n, hd, c.rope_theta);
+        let rope = RopeTable::positions(start, n, hd, c.rope_theta);
         for (l, b) in self.blocks.iter().enumerate() {
             let want = cap.wants(l);
             let h = kernels::rms_norm(&x, w.get(b.attn_norm), c.norm_eps);
@@ -367,7 +473,23 @@ impl LlamaModel {
             let v = kernels::matmul_nt(&h, w.get(b.wv), n, d, kd);
             kernels::rope(&mut q, c.n_heads, &rope, RopeLayout::Interleaved);
             kernels::rope(&mut k, c.n_kv_heads, &rope, RopeLayout::Interleaved);
-            let (a, probs) = kernels::attention(&q, &k, &v, shape, want && cap.attention);
+            let (a, probs) = match cache.as_deref_mut() {
+                None => kernels::attention(&q, &k, &v, shape, want && cap.attention),
+                Some(kv) => {
+                    kv.keys[l].extend_from_slice(&k);
+                    kv.values[l].extend_from_slice(&v);
+                    let keys = kv.keys[l].len() / kd;
+                    kernels::attention_at(
+                        &q,
+                        &kv.keys[l],
+                        &kv.values[l],
+                        shape,
+                        keys,
+                        start,
+                        want && cap.attention,
+                    )
+                }
+            };
             let o = kernels::matmul_nt(&a, w.get(b.wo), n, qd, d);
             kernels::add_into(&mut x, &o);
             let h = kernels::rms_norm(&x, w.get(b.ffn_norm), c.norm_eps);
@@ -389,6 +511,9 @@ impl LlamaModel {
                     residual: cap.residual.then(|| x.clone()),
                 });
             }
+        }
+        if let Some(kv) = cache {
+            kv.len += n;
         }
         let out = kernels::rms_norm(&x, w.get(self.out_norm), c.norm_eps);
         Ok((out, captures))

@@ -423,6 +423,53 @@ fn perplexity_windows() {
 }
 
 #[test]
+fn kv_cache_gives_the_full_forward_logits() {
+    let c = cfg();
+    let hf = hf_tensors(&c, 17);
+    let m = model_from(&c, &hf);
+    let full = m.forward(&TOKENS, &Hooks::none()).expect("forward");
+    let none = Overrides::new();
+    // Prefill three tokens, then one at a time, then the rest at once.
+    let mut cache = m.new_cache();
+    let splits = [0, 3, 4, 5, TOKENS.len()];
+    for w in splits.windows(2) {
+        let logits = m
+            .forward_cached(&mut cache, &TOKENS[w[0]..w[1]], &none)
+            .expect("cached forward");
+        assert_eq!(cache.len(), w[1]);
+        for (i, t) in (w[0]..w[1]).enumerate() {
+            let got: Vec<f64> = logits[i * c.vocab_size..(i + 1) * c.vocab_size]
+                .iter()
+                .map(|&v| f64::from(v))
+                .collect();
+            let want: Vec<f64> = full.row(t).iter().map(|&v| f64::from(v)).collect();
+            claimlab_testkit::assert_slice_close(&got, &want, 1e-5, 1e-5);
+        }
+    }
+    // Truncating and re-feeding reproduces the same logits.
+    cache.truncate(3);
+    let again = m
+        .forward_cached(&mut cache, &TOKENS[3..4], &none)
+        .expect("cached forward");
+    let want: Vec<f64> = full.row(3).iter().map(|&v| f64::from(v)).collect();
+    let got: Vec<f64> = again.iter().map(|&v| f64::from(v)).collect();
+    claimlab_testkit::assert_slice_close(&got, &want, 1e-5, 1e-5);
+    // A cache from a model of another shape is refused and left alone.
+    let mut other = c.clone();
+    other.n_layers = 1;
+    let small = model_from(&other, &hf_tensors(&other, 18));
+    let mut foreign = small.new_cache();
+    small
+        .forward_cached(&mut foreign, &TOKENS[..2], &none)
+        .expect("cached forward");
+    assert!(matches!(
+        m.forward_cached(&mut foreign, &TOKENS[2..3], &none),
+        Err(Error::ShapeMismatch { .. })
+    ));
+    assert_eq!(foreign.len(), 2);
+}
+
+#[test]
 fn generate_is_greedy() {
     let c = cfg();
     let m = model_from(&c, &hf_tensors(&c, 16));
