@@ -59,7 +59,7 @@ pub const CLAIMS: &[Claim] = &[
     // pipe
     done("pipe-thm1", pipe::claim_thm1::run),
     done("pipe-thm1.linear", pipe::claim_thm1_linear::run),
-    todo("pipe-thm2"),
+    done("pipe-thm2", pipe::claim_thm2::run),
     todo("pipe-pareto"),
     todo("pipe-thm3"),
     todo("pipe-lagrangian"),

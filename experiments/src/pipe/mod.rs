@@ -3,3 +3,4 @@
 pub(crate) mod claim_intensity;
 pub(crate) mod claim_thm1;
 pub(crate) mod claim_thm1_linear;
+pub(crate) mod claim_thm2;
