@@ -70,6 +70,8 @@ enum Cmd {
     Orbits(tools::orbits::Args),
     /// Bit allocation under a budget (Lagrangian and exact).
     Budget(tools::budget::Args),
+    /// Rewrite a GGUF model with its weight matrices in one type (F32, F16, Q8_0).
+    Convert(tools::convert::Args),
     /// Compress a llama GGUF to a target size (per-tensor GGUF block types, measured perplexity).
     Compress(tools::compress::Args),
     /// Fetch and verify the pinned real data (MiniLM, SmolLM2, Brown) into the cache.
@@ -165,6 +167,7 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
         Cmd::Orbits(a) => tool(tools::orbits::run(a, cli.json)),
         Cmd::Budget(a) => tool(tools::budget::run(a, cli.json)),
         Cmd::Compress(a) => tool(tools::compress::run(a, cli.json)),
+        Cmd::Convert(a) => tool(tools::convert::run(a, cli.json)),
         Cmd::Fetch { cache_dir } => {
             let cache = claimlab_weights::Cache::new(cache_dir)?;
             let mut out = Vec::new();

@@ -89,3 +89,66 @@ fn embed_rejects_a_decoder() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("BERT encoder"));
 }
+
+/// Perplexity of `model` (or the pinned SmolLM2) on a short Brown-like text, via `--json`.
+fn short_perplexity(model: Option<&std::path::Path>, text: &std::path::Path) -> f64 {
+    let mut cmd = claimlab();
+    cmd.args(["--json", "perplexity", "--context", "32", "--stride", "16"]);
+    if let Some(m) = model {
+        cmd.arg("--model").arg(m);
+    }
+    let v = common::ok_json(&cmd.arg(text).output().unwrap());
+    v["perplexity"].as_f64().unwrap()
+}
+
+#[test]
+fn convert_to_f32_keeps_the_model_exactly_and_q8_0_nearly() {
+    let text = common::tmpfile(
+        "text.txt",
+        "The jury said it did find that many of Georgia's registration and election laws are \
+         outmoded or inadequate and often ambiguous. It recommended that Fulton legislators act \
+         to have these laws studied and revised to the end of modernizing and improving them.",
+    );
+    let dir = common::tmpdir("convert");
+    let fetched = common::ok_json(&claimlab().args(["--json", "fetch"]).output().unwrap());
+    let q41 = fetched
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "smollm2")
+        .unwrap()["path"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let base = short_perplexity(None, &text);
+    for (ty, tol) in [("f32", 1e-9), ("q8_0", 0.02)] {
+        let out = dir.join(format!("smollm2-{ty}.gguf"));
+        let v = common::ok_json(
+            &claimlab()
+                .args(["--json", "convert", &q41, "--type", ty, "--out"])
+                .arg(&out)
+                .output()
+                .unwrap(),
+        );
+        assert_eq!(v["tensors"], 272, "{v}");
+        let ppl = short_perplexity(Some(&out), &text);
+        // F32 holds the dequantised Q4_1 values exactly: the same perplexity to rounding.
+        assert!(
+            ((ppl - base) / base).abs() <= tol,
+            "{ty}: perplexity {ppl} against {base}"
+        );
+    }
+    // Refusals are clean errors: a safetensors input, and overwriting the input.
+    let f32_path = dir.join("smollm2-f32.gguf");
+    let err = common::failed(
+        &claimlab()
+            .args(["convert", "--type", "f16", "--out"])
+            .arg(&f32_path)
+            .arg(&f32_path)
+            .output()
+            .unwrap(),
+    );
+    assert!(err.contains("overwrite"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(text.parent().unwrap());
+}

@@ -61,6 +61,9 @@ pub struct GenerateArgs {
     /// Tokens to generate.
     #[arg(long, default_value_t = 16)]
     pub max_tokens: usize,
+    /// Do not stop at the end-of-turn token (for timing a fixed number of tokens).
+    #[arg(long)]
+    pub ignore_eos: bool,
     /// The prompt.
     pub prompt: String,
 }
@@ -184,12 +187,28 @@ pub fn generate_cmd(args: GenerateArgs, json: bool) -> Result<String> {
     let (model, llama, tok) = load_decoder(args.model.as_deref(), args.cache_dir)?;
     let ids = tok.encode(&args.prompt)?;
     // Stop at the chat end-of-turn token when the vocabulary has one (SmolLM2: `<|im_end|>`).
-    let stop: Vec<u32> = tok.token_id("<|im_end|>").into_iter().collect();
+    let stop: Vec<u32> = if args.ignore_eos {
+        Vec::new()
+    } else {
+        tok.token_id("<|im_end|>").into_iter().collect()
+    };
+    let t0 = std::time::Instant::now();
     let out = generate(&llama, &ids, args.max_tokens, &stop, &Overrides::default())?;
+    let secs = t0.elapsed().as_secs_f64();
     let text = tok.decode(&out)?;
     if json {
+        // The prompt pass timed on its own (same work as generate's first step), so that decoding
+        // speed excludes it.
+        let t1 = std::time::Instant::now();
+        let mut cache = llama.new_cache();
+        llama.forward_cached(&mut cache, &ids, &Overrides::default())?;
+        let prefill = t1.elapsed().as_secs_f64();
+        let decode_tokens = out.len().saturating_sub(1);
         return Ok(serde_json::to_string_pretty(&json!({
             "model": model.path(), "prompt": args.prompt, "continuation": text, "tokens": out,
+            "prompt_tokens": ids.len(), "seconds": secs, "prefill_seconds": prefill,
+            "prefill_tokens_per_s": ids.len() as f64 / prefill,
+            "decode_tokens_per_s": decode_tokens as f64 / (secs - prefill).max(1e-9),
         }))?);
     }
     Ok(format!("{}{}\n", args.prompt, text))
