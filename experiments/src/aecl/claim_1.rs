@@ -11,10 +11,9 @@ use serde_json::json;
 use std::fmt::Write as _;
 
 use super::common::{
-    bilinear_singular_values, claim_seed, head_spectra, load_both, median, passages, quantile,
-    Loaded, Net,
+    bilinear_singular_values, figure, head_spectra, median, passages, quantile, start, Loaded, Net,
 };
-use crate::plot::{Chart, Series};
+use crate::plot::Series;
 use crate::report::{Outcome, Verdict};
 use crate::Ctx;
 
@@ -206,14 +205,12 @@ fn verdict_of(s: &[Summary]) -> Verdict {
 }
 
 pub(crate) fn run(ctx: &mut Ctx) -> Result<Outcome> {
-    let seed = claim_seed(ctx.opts.seed, ID);
+    let (seed, models, figdir) = start(ctx, ID)?;
     let plan: Vec<(usize, usize)> = if ctx.opts.quick {
         vec![(128, 2), (256, 2)]
     } else {
         vec![(64, 8), (128, 8), (256, 8), (512, 2)]
     };
-    let models = load_both(ctx)?;
-    let figdir = ctx.figures_dir();
     let mut body = String::new();
     let mut numbers = Vec::new();
     let mut judged = Vec::new();
@@ -368,18 +365,13 @@ pub(crate) fn run(ctx: &mut Ctx) -> Result<Outcome> {
         "claimed γ = 1.12",
         vec![(0.0, CLAIMED_GAMMA), (1.0, CLAIMED_GAMMA)],
     ));
-    let chart = Chart {
-        title: "Attention γ per head, sorted".into(),
-        x_label: "head quantile".into(),
-        y_label: "γ (ranks 2..n/4)".into(),
-        log_x: false,
-        log_y: false,
-        series: sorted_series,
-    };
-    o.figures.push(chart.save(
+    o.figures.push(figure(
         &figdir,
-        "aecl-1_gamma",
-        "Sorted per-head decay exponents γ of the attention matrices (SmolLM2 and MiniLM), claimed 1.12 marked",
+        ("aecl-1_gamma", "Sorted per-head decay exponents γ of the attention matrices (SmolLM2 and MiniLM), claimed 1.12 marked"),
+        "Attention γ per head, sorted",
+        ("head quantile", "γ (ranks 2..n/4)"),
+        (false, false),
+        sorted_series,
     )?);
     if let Some(first) = spectra_series.first() {
         let kmax = first.points.len() as f64;
@@ -390,18 +382,13 @@ pub(crate) fn run(ctx: &mut Ctx) -> Result<Outcome> {
                 .collect(),
         ));
     }
-    let chart = Chart {
-        title: "Attention spectra of the median heads".into(),
-        x_label: "rank k".into(),
-        y_label: "σ_k / σ_1".into(),
-        log_x: true,
-        log_y: true,
-        series: spectra_series,
-    };
-    o.figures.push(chart.save(
+    o.figures.push(figure(
         &figdir,
-        "aecl-1_spectra",
-        "Normalised singular values of the head closest to the median γ in each model, log-log, with k^-1.12",
+        ("aecl-1_spectra", "Normalised singular values of the head closest to the median γ in each model, log-log, with k^-1.12"),
+        "Attention spectra of the median heads",
+        ("rank k", "σ_k / σ_1"),
+        (true, true),
+        spectra_series,
     )?);
     o.body = body;
     o.numbers = json!({"seed": seed, "attention": numbers, "weights": wnumbers,

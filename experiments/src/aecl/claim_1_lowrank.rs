@@ -9,8 +9,8 @@ use serde_json::json;
 use std::fmt::Write as _;
 
 use super::claim_1::fit;
-use super::common::{claim_seed, head_spectra, load_both, median, passages};
-use crate::plot::{Chart, Series};
+use super::common::{figure, head_spectra, median, passages, start};
+use crate::plot::Series;
 use crate::report::{Outcome, Verdict};
 use crate::Ctx;
 
@@ -46,14 +46,12 @@ pub(crate) fn loglog_slope(pts: &[(f64, f64)]) -> f64 {
 }
 
 pub(crate) fn run(ctx: &mut Ctx) -> Result<Outcome> {
-    let seed = claim_seed(ctx.opts.seed, ID);
+    let (seed, models, figdir) = start(ctx, ID)?;
     let plan: Vec<(usize, usize)> = if ctx.opts.quick {
         vec![(64, 1), (128, 1), (256, 1)]
     } else {
         vec![(64, 4), (128, 4), (256, 4), (512, 2)]
     };
-    let models = load_both(ctx)?;
-    let figdir = ctx.figures_dir();
     let mut body = format!(
         "Energy = Σσ². Per head (and passage) the smallest rank keeping 90% / 99%; medians over heads × passages; \
          the prediction uses each head's γ (ranks 2..n/4) in σ_k = k^-γ. Seed {seed}.\n\n\
@@ -142,18 +140,13 @@ pub(crate) fn run(ctx: &mut Ctx) -> Result<Outcome> {
                 .join("; ")
         ),
     );
-    let chart = Chart {
-        title: "Rank for 90% of the attention energy against length".into(),
-        x_label: "sequence length n".into(),
-        y_label: "median rank (90% energy)".into(),
-        log_x: true,
-        log_y: true,
-        series,
-    };
-    o.figures.push(chart.save(
+    o.figures.push(figure(
         &figdir,
-        "aecl-1.lowrank_rank",
-        "Median rank keeping 90% of the attention energy per head against sequence length, log-log, with n/4",
+        ("aecl-1.lowrank_rank", "Median rank keeping 90% of the attention energy per head against sequence length, log-log, with n/4"),
+        "Rank for 90% of the attention energy against length",
+        ("sequence length n", "median rank (90% energy)"),
+        (true, true),
+        series,
     )?);
     o.body = body;
     o.numbers = json!({"seed": seed, "lengths": numbers,

@@ -10,8 +10,8 @@ use rayon::prelude::*;
 use serde_json::json;
 use std::fmt::Write as _;
 
-use super::common::{claim_seed, head_spectra, load_both, passages, spearman_test, Loaded};
-use crate::plot::{Chart, Series};
+use super::common::{figure, head_spectra, passages, spearman_test, start, Loaded};
+use crate::plot::Series;
 use crate::report::{Outcome, Verdict};
 use crate::Ctx;
 
@@ -35,15 +35,24 @@ fn verdict_of(att: &[(f64, f64)], res: &[(f64, f64)]) -> Verdict {
     }
 }
 
-struct ModelResult {
+/// Effective ranks of one model.
+pub(crate) struct ModelResult {
     /// Mean effective rank over passages, per head (layer-major).
-    head_erank: Vec<f64>,
+    pub head_erank: Vec<f64>,
     /// Residual stream effective rank per block output.
-    res_erank: Vec<f64>,
-    tokens: usize,
+    pub res_erank: Vec<f64>,
+    /// Tokens stacked for the residual stream.
+    pub tokens: usize,
 }
 
-fn measure(ctx: &mut Ctx, m: &Loaded, n: usize, count: usize, seed: u64) -> Result<ModelResult> {
+/// Attention and residual-stream effective ranks of `m` on `count` passages of `n` tokens.
+pub(crate) fn measure(
+    ctx: &mut Ctx,
+    m: &Loaded,
+    n: usize,
+    count: usize,
+    seed: u64,
+) -> Result<ModelResult> {
     let ps = passages(ctx, m, n, count, seed)?;
     let heads = m.n_layers * m.n_heads;
     let mut sum = vec![0.0; heads];
@@ -107,10 +116,8 @@ fn weight_eranks(ctx: &mut Ctx, causal: bool, role: Role) -> Result<Vec<(usize, 
 }
 
 pub(crate) fn run(ctx: &mut Ctx) -> Result<Outcome> {
-    let seed = claim_seed(ctx.opts.seed, ID);
+    let (seed, models, figdir) = start(ctx, ID)?;
     let (n, count) = if ctx.opts.quick { (128, 2) } else { (256, 8) };
-    let models = load_both(ctx)?;
-    let figdir = ctx.figures_dir();
     let mut body = format!(
         "Entropy effective rank exp(H(σ/Σσ)). Attention: per head, mean over {count} Brown passages of {n} \
          tokens; residual stream: the block outputs stacked over the same passages ({} tokens × hidden); \
@@ -239,18 +246,13 @@ pub(crate) fn run(ctx: &mut Ctx) -> Result<Outcome> {
         "effective rank decreasing with depth (ρ < 0)",
         why,
     );
-    let chart = Chart {
-        title: "Effective rank against depth".into(),
-        x_label: "relative depth (layer / last layer)".into(),
-        y_label: "effective rank / first layer's".into(),
-        log_x: false,
-        log_y: false,
-        series,
-    };
-    o.figures.push(chart.save(
+    o.figures.push(figure(
         &figdir,
-        "aecl-2_funnel",
-        "Effective rank of attention (mean over heads) and of the residual stream per layer, relative to layer 0",
+        ("aecl-2_funnel", "Effective rank of attention (mean over heads) and of the residual stream per layer, relative to layer 0"),
+        "Effective rank against depth",
+        ("relative depth (layer / last layer)", "effective rank / first layer's"),
+        (false, false),
+        series,
     )?);
     o.body = body;
     o.numbers = json!({"seed": seed, "n": n, "passages": count, "models": numbers});

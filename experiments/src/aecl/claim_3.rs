@@ -12,8 +12,8 @@ use rayon::prelude::*;
 use serde_json::json;
 use std::fmt::Write as _;
 
-use super::common::{claim_seed, load_both, mlp_activations, quantile, rng};
-use crate::plot::{Chart, Series};
+use super::common::{figure, mlp_activations, quantile, rng, start};
+use crate::plot::Series;
 use crate::report::{Outcome, Verdict};
 use crate::Ctx;
 
@@ -125,14 +125,12 @@ fn verdict_of(fits: &[Vec<TailFit>]) -> Verdict {
 }
 
 pub(crate) fn run(ctx: &mut Ctx) -> Result<Outcome> {
-    let seed = claim_seed(ctx.opts.seed, ID);
+    let (seed, models, figdir) = start(ctx, ID)?;
     let (n, count, sample, reps) = if ctx.opts.quick {
         (128, 2, 2_000, 20)
     } else {
         (512, 8, 5_000, 200)
     };
-    let models = load_both(ctx)?;
-    let figdir = ctx.figures_dir();
     let mut body = format!(
         "MLP activations after the nonlinearity (SmolLM2: silu(gate)·up; MiniLM: GELU) on {count} Brown passages \
          of {n} tokens ({} tokens); per layer a seeded subsample of {sample} nonzero |activation| values, the \
@@ -221,18 +219,13 @@ pub(crate) fn run(ctx: &mut Ctx) -> Result<Outcome> {
         "β = 2",
         vec![(0.0, CLAIMED_BETA), (1.0, CLAIMED_BETA)],
     ));
-    let chart = Chart {
-        title: "Tail index of |MLP activation| per layer".into(),
-        x_label: "relative depth".into(),
-        y_label: "β (CSN)".into(),
-        log_x: false,
-        log_y: false,
-        series,
-    };
-    o.figures.push(chart.save(
+    o.figures.push(figure(
         &figdir,
-        "aecl-3_beta",
-        "CSN tail index β of |MLP activations| per layer, both models, with the claimed bound β = 2",
+        ("aecl-3_beta", "CSN tail index β of |MLP activations| per layer, both models, with the claimed bound β = 2"),
+        "Tail index of |MLP activation| per layer",
+        ("relative depth", "β (CSN)"),
+        (false, false),
+        series,
     )?);
     o.body = body;
     o.numbers = json!({"seed": seed, "tokens": count * n, "sample": sample, "replicates": reps,

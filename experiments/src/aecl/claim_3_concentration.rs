@@ -8,10 +8,8 @@ use rayon::prelude::*;
 use serde_json::json;
 use std::fmt::Write as _;
 
-use super::common::{
-    claim_seed, load_both, median, mlp_activations, neuron_energy, rng, top_share,
-};
-use crate::plot::{Chart, Series};
+use super::common::{figure, median, mlp_activations, neuron_energy, rng, start, top_share};
+use crate::plot::Series;
 use crate::report::{Outcome, Verdict};
 use crate::Ctx;
 
@@ -81,10 +79,8 @@ fn verdict_of(layers: &[Layer]) -> Verdict {
 }
 
 pub(crate) fn run(ctx: &mut Ctx) -> Result<Outcome> {
-    let seed = claim_seed(ctx.opts.seed, ID);
+    let (seed, models, figdir) = start(ctx, ID)?;
     let (n, count) = if ctx.opts.quick { (128, 2) } else { (512, 8) };
-    let models = load_both(ctx)?;
-    let figdir = ctx.figures_dir();
     let mut body = format!(
         "Per-neuron energy Σ_t a² of the MLP activations over {} Brown tokens ({count} passages of {n}); control: \
          every token's activations shuffled across neurons (seeded), which keeps the value distribution and \
@@ -164,18 +160,13 @@ pub(crate) fn run(ctx: &mut Ctx) -> Result<Outcome> {
         "50%",
         vec![(0.0, SUPPORT_SHARE), (1.0, SUPPORT_SHARE)],
     ));
-    let chart = Chart {
-        title: "Energy share of the top 10% of MLP neurons".into(),
-        x_label: "relative depth".into(),
-        y_label: "energy share".into(),
-        log_x: false,
-        log_y: false,
-        series,
-    };
-    o.figures.push(chart.save(
+    o.figures.push(figure(
         &figdir,
-        "aecl-3.concentration_top10",
-        "Energy share of the 10% most energetic MLP neurons per layer, against the shuffled control",
+        ("aecl-3.concentration_top10", "Energy share of the 10% most energetic MLP neurons per layer, against the shuffled control"),
+        "Energy share of the top 10% of MLP neurons",
+        ("relative depth", "energy share"),
+        (false, false),
+        series,
     )?);
     o.body = body;
     o.numbers = json!({"seed": seed, "tokens": n * count, "models": numbers});

@@ -9,10 +9,10 @@ use serde_json::json;
 use std::fmt::Write as _;
 
 use super::common::{
-    claim_seed, fraction_for_share, load_both, median, mlp_activations, neuron_energy,
-    prune_mlp_overrides, Loaded, Probe,
+    figure, fraction_for_share, median, mlp_activations, neuron_energy, per_token_mean,
+    prune_mlp_overrides, start, Loaded, Probe,
 };
-use crate::plot::{Chart, Series};
+use crate::plot::Series;
 use crate::report::{Outcome, Verdict};
 use crate::Ctx;
 
@@ -41,21 +41,12 @@ pub(crate) struct LayerEnergy {
 /// Energy statistics of one layer's `[tokens, d]` activations.
 pub(crate) fn layer_energy(layer: usize, acts: &[f32], d: usize) -> LayerEnergy {
     let energy = neuron_energy(acts, d);
-    let rows: Vec<&[f32]> = acts.chunks_exact(d).collect();
-    let step = rows.len().div_ceil(MAX_TOKENS_PER_LAYER).max(1);
-    let fr: Vec<f64> = rows
-        .iter()
-        .step_by(step)
-        .map(|r| {
-            let e: Vec<f64> = r.iter().map(|&a| f64::from(a) * f64::from(a)).collect();
-            fraction_for_share(&e, ENERGY)
-        })
-        .filter(|x| x.is_finite())
-        .collect();
     LayerEnergy {
         layer,
         fixed_fraction: fraction_for_share(&energy, ENERGY),
-        per_token_fraction: fr.iter().sum::<f64>() / fr.len().max(1) as f64,
+        per_token_fraction: per_token_mean(acts, d, MAX_TOKENS_PER_LAYER, |e| {
+            fraction_for_share(e, ENERGY)
+        }),
         energy,
     }
 }
@@ -107,12 +98,10 @@ fn verdict_of(per_model: &[Vec<f64>]) -> Verdict {
 }
 
 pub(crate) fn run(ctx: &mut Ctx) -> Result<Outcome> {
-    let seed = claim_seed(ctx.opts.seed, ID);
+    let (seed, models, figdir) = start(ctx, ID)?;
     let quick = ctx.opts.quick;
     let (n, count) = if quick { (128, 2) } else { (512, 8) };
     let (windows, context, sentences) = if quick { (1, 256, 24) } else { (4, 512, 200) };
-    let models = load_both(ctx)?;
-    let figdir = ctx.figures_dir();
     let mut body = format!(
         "Calibration: {count} Brown passages of {n} tokens per model (news held out). Per layer: the fixed set \
          = fewest neurons whose summed energy Σ_t a² over the calibration tokens reaches {:.0}%; per token = \
@@ -214,18 +203,13 @@ pub(crate) fn run(ctx: &mut Ctx) -> Result<Outcome> {
         "claimed 0.20",
         vec![(0.0, CLAIMED_FRACTION), (1.0, CLAIMED_FRACTION)],
     ));
-    let chart = Chart {
-        title: "Fraction of MLP neurons holding 90% of the energy".into(),
-        x_label: "relative depth".into(),
-        y_label: "fraction of neurons".into(),
-        log_x: false,
-        log_y: false,
-        series,
-    };
-    o.figures.push(chart.save(
+    o.figures.push(figure(
         &figdir,
-        "aecl-3.energy_fraction",
-        "Per-layer fraction of neurons for 90% of the activation energy (fixed set and per token), claimed 0.20",
+        ("aecl-3.energy_fraction", "Per-layer fraction of neurons for 90% of the activation energy (fixed set and per token), claimed 0.20"),
+        "Fraction of MLP neurons holding 90% of the energy",
+        ("relative depth", "fraction of neurons"),
+        (false, false),
+        series,
     )?);
     o.body = body;
     o.numbers = json!({"seed": seed, "tokens": n * count, "models": numbers});

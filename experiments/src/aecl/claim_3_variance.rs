@@ -9,8 +9,10 @@ use serde_json::json;
 use std::fmt::Write as _;
 
 use super::claim_3::{fit_beta, magnitudes};
-use super::common::{claim_seed, load_both, mlp_activations, mlp_activations_from, top_share};
-use crate::plot::{Chart, Series};
+use super::common::{
+    figure, mlp_activations, mlp_activations_from, per_token_mean, start, top_share,
+};
+use crate::plot::Series;
 use crate::report::{Outcome, Verdict};
 use crate::Ctx;
 
@@ -41,18 +43,7 @@ pub(crate) fn predicted_share(p: f64, beta: f64) -> f64 {
 /// Mean over tokens (at most `MAX_TOKENS`, evenly spaced) of the energy share of each token's top
 /// fraction `p` of activations.
 fn measured_share(acts: &[f32], d: usize, p: f64) -> f64 {
-    let rows: Vec<&[f32]> = acts.chunks_exact(d).collect();
-    let step = rows.len().div_ceil(MAX_TOKENS).max(1);
-    let v: Vec<f64> = rows
-        .iter()
-        .step_by(step)
-        .map(|r| {
-            let e: Vec<f64> = r.iter().map(|&a| f64::from(a) * f64::from(a)).collect();
-            top_share(&e, p)
-        })
-        .filter(|x| x.is_finite())
-        .collect();
-    v.iter().sum::<f64>() / v.len().max(1) as f64
+    per_token_mean(acts, d, MAX_TOKENS, |e| top_share(e, p))
 }
 
 fn verdict_of(max_miss: &[f64]) -> Verdict {
@@ -69,14 +60,12 @@ fn verdict_of(max_miss: &[f64]) -> Verdict {
 }
 
 pub(crate) fn run(ctx: &mut Ctx) -> Result<Outcome> {
-    let seed = claim_seed(ctx.opts.seed, ID);
+    let (seed, models, figdir) = start(ctx, ID)?;
     let (n, count, hcount) = if ctx.opts.quick {
         (128, 2, 2)
     } else {
         (512, 8, 8)
     };
-    let models = load_both(ctx)?;
-    let figdir = ctx.figures_dir();
     let mut body = format!(
         "The preprint gives no bound; this tests the only one its Pareto model implies. β per layer: CSN fit on \
          {FIT_SAMPLE} |activation| values sampled from {} calibration tokens; measured: mean per-token energy share of \
@@ -145,21 +134,16 @@ pub(crate) fn run(ctx: &mut Ctx) -> Result<Outcome> {
             n * hcount
         ),
     );
-    let chart = Chart {
-        title: "Top-10% energy share: Pareto prediction vs measured".into(),
-        x_label: "measured share (held-out tokens)".into(),
-        y_label: "share".into(),
-        log_x: false,
-        log_y: false,
-        series: vec![
+    o.figures.push(figure(
+        &figdir,
+        ("aecl-3.variance_pred", "Per-layer predicted top-10% energy share from the fitted β against the measured share (both models)"),
+        "Top-10% energy share: Pareto prediction vs measured",
+        ("measured share (held-out tokens)", "share"),
+        (false, false),
+        vec![
             Series::points("predicted p^(1−2/β), per layer", pred_pts),
             Series::reference("y = x", vec![(0.0, 0.0), (1.0, 1.0)]),
         ],
-    };
-    o.figures.push(chart.save(
-        &figdir,
-        "aecl-3.variance_pred",
-        "Per-layer predicted top-10% energy share from the fitted β against the measured share (both models)",
     )?);
     o.body = body;
     o.numbers = json!({"seed": seed, "layers": numbers});

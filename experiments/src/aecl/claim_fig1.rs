@@ -10,8 +10,8 @@ use serde_json::json;
 use std::fmt::Write as _;
 
 use super::claim_1::fit;
-use super::common::{claim_seed, head_spectra, load_both, median, passages, quantile, rng};
-use crate::plot::{Chart, Series};
+use super::common::{claim_seed, figure, head_spectra, load_both, median, passages, quantile, rng};
+use crate::plot::Series;
 use crate::report::{Outcome, Verdict};
 use crate::Ctx;
 
@@ -227,18 +227,16 @@ pub(crate) fn run(ctx: &mut Ctx) -> Result<Outcome> {
             .map(|k| (k as f64, (k as f64).powf(-CLAIMED)))
             .collect(),
     ));
-    let chart = Chart {
-        title: "Synthetic (planted) spectra, as in the preprint".into(),
-        x_label: "rank k".into(),
-        y_label: "σ_k / σ_1".into(),
-        log_x: true,
-        log_y: true,
-        series: synth_series,
-    };
-    o.figures.push(chart.save(
+    o.figures.push(figure(
         &figdir,
-        "aecl-fig1_synthetic",
-        "Figure 1 as the preprint makes it: planted spectra return the planted slopes",
+        (
+            "aecl-fig1_synthetic",
+            "Figure 1 as the preprint makes it: planted spectra return the planted slopes",
+        ),
+        "Synthetic (planted) spectra, as in the preprint",
+        ("rank k", "σ_k / σ_1"),
+        (true, true),
+        synth_series,
     )?);
     let kmax = *lens.last().unwrap_or(&128);
     real_series.push(Series::reference(
@@ -247,18 +245,13 @@ pub(crate) fn run(ctx: &mut Ctx) -> Result<Outcome> {
             .map(|k| (k as f64, (k as f64).powf(-CLAIMED)))
             .collect(),
     ));
-    let chart = Chart {
-        title: "Real attention spectra (median head and quartiles)".into(),
-        x_label: "rank k".into(),
-        y_label: "σ_k / σ_1".into(),
-        log_x: true,
-        log_y: true,
-        series: real_series,
-    };
-    o.figures.push(chart.save(
+    o.figures.push(figure(
         &figdir,
-        "aecl-fig1_real",
-        "Figure 1 on real data: per-rank median and quartiles of normalised attention spectra, SmolLM2 and MiniLM",
+        ("aecl-fig1_real", "Figure 1 on real data: per-rank median and quartiles of normalised attention spectra, SmolLM2 and MiniLM"),
+        "Real attention spectra (median head and quartiles)",
+        ("rank k", "σ_k / σ_1"),
+        (true, true),
+        real_series,
     )?);
     o.body = body;
     o.numbers = json!({"seed": seed, "synthetic": synth, "real": numbers,

@@ -7,8 +7,8 @@ use serde_json::json;
 use std::fmt::Write as _;
 
 use super::claim_3_energy::{model_energy, CLAIMED_FRACTION, ENERGY};
-use super::common::{claim_seed, fraction_for_share, load_both, median, rng};
-use crate::plot::{Chart, Series};
+use super::common::{claim_seed, figure, fraction_for_share, load_both, median, rng};
+use crate::plot::Series;
 use crate::report::{Outcome, Verdict};
 use crate::Ctx;
 
@@ -147,18 +147,13 @@ pub(crate) fn run(ctx: &mut Ctx) -> Result<Outcome> {
             n * count
         ),
     );
-    let chart = Chart {
-        title: "Cumulative energy against the fraction of neurons kept".into(),
-        x_label: "fraction of neurons (most energetic first)".into(),
-        y_label: "energy kept".into(),
-        log_x: false,
-        log_y: false,
-        series,
-    };
-    o.figures.push(chart.save(
+    o.figures.push(figure(
         &figdir,
-        "aecl-fig2_energy",
-        "Figure 2 redone: synthetic Pareto curves (β = 1.5, 2.1, 3) beside real MLP layers (first, middle, last) of both models",
+        ("aecl-fig2_energy", "Figure 2 redone: synthetic Pareto curves (β = 1.5, 2.1, 3) beside real MLP layers (first, middle, last) of both models"),
+        "Cumulative energy against the fraction of neurons kept",
+        ("fraction of neurons (most energetic first)", "energy kept"),
+        (false, false),
+        series,
     )?);
     o.body = body;
     o.numbers = json!({"seed": seed, "synthetic": synth, "real": real});

@@ -11,7 +11,10 @@ use rand::{RngExt, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 use rayon::prelude::*;
 
+use crate::plot::{Chart, Series};
+use crate::report::Figure;
 use crate::Ctx;
+use std::path::{Path, PathBuf};
 
 /// Seed of one claim: `--seed` mixed with the claim id (FNV-1a of the id, then splitmix64).
 pub(crate) fn claim_seed(seed: u64, id: &str) -> u64 {
@@ -55,6 +58,22 @@ pub(crate) struct Loaded {
 }
 
 impl Loaded {
+    /// A loaded model with `shape = (n_layers, n_heads)`.
+    pub(crate) fn new(
+        name: &'static str,
+        net: Net,
+        tok: TextTokenizer,
+        shape: (usize, usize),
+    ) -> Loaded {
+        Loaded {
+            name,
+            net,
+            tok,
+            n_layers: shape.0,
+            n_heads: shape.1,
+        }
+    }
+
     /// Whether attention is causal.
     pub(crate) fn causal(&self) -> bool {
         matches!(self.net, Net::Llama(_))
@@ -138,29 +157,75 @@ pub(crate) fn mlp_activations_from(
 pub(crate) fn load_both(ctx: &mut Ctx) -> Result<Vec<Loaded>> {
     let dec = ctx.decoder()?;
     let llama = LlamaModel::load(dec)?;
-    let tok = TextTokenizer::for_model(dec)?;
     let c = llama.config();
-    let (nl, nh) = (c.n_layers, c.n_heads);
-    let a = Loaded {
-        name: "SmolLM2",
-        net: Net::Llama(llama),
-        tok,
-        n_layers: nl,
-        n_heads: nh,
-    };
+    let shape = (c.n_layers, c.n_heads);
+    let a = Loaded::new(
+        "SmolLM2",
+        Net::Llama(llama),
+        TextTokenizer::for_model(dec)?,
+        shape,
+    );
     let enc = ctx.encoder()?;
     let bert = BertModel::load(enc)?;
-    let tok = TextTokenizer::for_model(enc)?;
     let c = bert.config();
-    let (nl, nh) = (c.n_layers, c.n_heads);
-    let b = Loaded {
-        name: "MiniLM",
-        net: Net::Bert(bert),
-        tok,
-        n_layers: nl,
-        n_heads: nh,
-    };
+    let shape = (c.n_layers, c.n_heads);
+    let b = Loaded::new(
+        "MiniLM",
+        Net::Bert(bert),
+        TextTokenizer::for_model(enc)?,
+        shape,
+    );
     Ok(vec![a, b])
+}
+
+/// The start of a claim run: its seed (`--seed` mixed with `id`), both models and the figure folder.
+pub(crate) fn start(ctx: &mut Ctx, id: &str) -> Result<(u64, Vec<Loaded>, PathBuf)> {
+    let seed = claim_seed(ctx.opts.seed, id);
+    let models = load_both(ctx)?;
+    Ok((seed, models, ctx.figures_dir()))
+}
+
+/// Draws `series` under `title` with axes `(x, y)` (log scales `log`) and saves it in `dir` as
+/// `stem` with `caption` (`name = (stem, caption)`).
+pub(crate) fn figure(
+    dir: &Path,
+    name: (&str, &str),
+    title: &str,
+    axes: (&str, &str),
+    log: (bool, bool),
+    series: Vec<Series>,
+) -> Result<Figure> {
+    let chart = Chart {
+        title: title.into(),
+        x_label: axes.0.into(),
+        y_label: axes.1.into(),
+        log_x: log.0,
+        log_y: log.1,
+        series,
+    };
+    chart.save(dir, name.0, name.1)
+}
+
+/// Mean over tokens (at most `max_tokens`, evenly spaced) of `stat` of each token's activation
+/// energies `a²` in a `[tokens, d]` matrix; non-finite values of `stat` are left out.
+pub(crate) fn per_token_mean(
+    acts: &[f32],
+    d: usize,
+    max_tokens: usize,
+    stat: impl Fn(&[f64]) -> f64,
+) -> f64 {
+    let rows: Vec<&[f32]> = acts.chunks_exact(d).collect();
+    let step = rows.len().div_ceil(max_tokens).max(1);
+    let v: Vec<f64> = rows
+        .iter()
+        .step_by(step)
+        .map(|r| {
+            let e: Vec<f64> = r.iter().map(|&a| f64::from(a) * f64::from(a)).collect();
+            stat(&e)
+        })
+        .filter(|x| x.is_finite())
+        .collect();
+    v.iter().sum::<f64>() / v.len().max(1) as f64
 }
 
 /// The Brown genre held out from calibration passages and used for loss probes.
@@ -597,6 +662,18 @@ mod tests {
         assert!((top_share(&v, 0.25) - 0.5).abs() < 1e-12);
         assert!((top_share(&v, 0.3) - 0.8).abs() < 1e-12);
         assert_eq!(neuron_energy(&[1.0, 2.0, 3.0, 4.0], 2), vec![10.0, 20.0]);
+    }
+
+    #[test]
+    fn per_token_statistic() {
+        // Two tokens of two neurons; energies (1, 4) and (9, 0).
+        let acts = [1.0f32, 2.0, 3.0, 0.0];
+        let m = per_token_mean(&acts, 2, 10, |e| e.iter().sum());
+        assert!((m - 7.0).abs() < 1e-12);
+        // At most one token: the first.
+        assert!((per_token_mean(&acts, 2, 1, |e| e[1]) - 4.0).abs() < 1e-12);
+        // Non-finite statistics are left out.
+        assert!((per_token_mean(&acts, 2, 10, |e| 1.0 / e[1]) - 0.25).abs() < 1e-12);
     }
 
     #[test]
