@@ -244,6 +244,8 @@ struct Candidate {
     d: f64,
     xmin: f64,
     start: usize,
+    /// Where (in the whole sample) the KS deviation peaked, or where it first exceeded the bound.
+    argmax: usize,
 }
 
 /// Continuous MLE and KS distance for the tail `x[start..]` with lower bound `xmin`.
@@ -251,7 +253,13 @@ struct Candidate {
 ///
 /// The KS scan stops early once the distance exceeds `bound` (the candidate then cannot be the
 /// minimum); the returned `d` is then a lower bound above `bound`.
-fn continuous_at(p: &Prepared, start: usize, xmin: f64, bound: f64) -> Option<Candidate> {
+fn continuous_at(
+    p: &Prepared,
+    start: usize,
+    xmin: f64,
+    bound: f64,
+    hints: &[usize],
+) -> Option<Candidate> {
     let lx = &p.lx[start..];
     let x = &p.x[start..];
     let n = x.len();
@@ -266,22 +274,54 @@ fn continuous_at(p: &Prepared, start: usize, xmin: f64, bound: f64) -> Option<Ca
         return None;
     }
     let alpha = 1.0 + n as f64 / s;
-    let d = ks_continuous(x, lx, lmin, alpha, bound);
+    let (d, at) = ks_continuous(x, lx, lmin, alpha, bound, &Hints { start, at: hints });
     Some(Candidate {
         alpha,
         d,
         xmin,
         start,
+        argmax: start + at,
     })
 }
 
-/// KS distance of a continuous power law against the `i/n` empirical CDF of the tail.
-/// Returns as soon as the running maximum exceeds `bound`.
-fn ks_continuous(x: &[f64], lx: &[f64], lmin: f64, alpha: f64, bound: f64) -> f64 {
+/// Positions (in the whole sorted sample) where the KS deviation of other candidates peaked; the
+/// tail of a candidate starts at `start`.
+struct Hints<'a> {
+    start: usize,
+    at: &'a [usize],
+}
+
+/// KS distance of a continuous power law against the `i/n` empirical CDF of the tail, with the
+/// position (in the tail) where it peaks. Returns as soon as the running maximum exceeds `bound`.
+fn ks_continuous(
+    x: &[f64],
+    lx: &[f64],
+    lmin: f64,
+    alpha: f64,
+    bound: f64,
+    hints: &Hints<'_>,
+) -> (f64, usize) {
     let n = x.len() as f64;
     let e = 1.0 - alpha;
     let mut d = 0.0f64;
+    let mut at = 0usize;
     if bound.is_finite() {
+        // First the points where other candidates' deviations peaked (neighbouring fits peak in
+        // similar places): usually one of them already rejects the candidate. Each is a lower
+        // bound on D when it is the first copy of its value.
+        for &h in hints.at {
+            let Some(j) = h.checked_sub(hints.start) else {
+                continue;
+            };
+            if j >= x.len() || (j > 0 && x[j].total_cmp(&x[j - 1]).is_eq()) {
+                continue;
+            }
+            let f = -((e * (lx[j] - lmin)).exp_m1());
+            d = d.max((f - j as f64 / n).abs());
+            if d > bound {
+                return (d, j);
+            }
+        }
         // A strided pre-pass: any single distinct point's deviation is a lower bound on D, so a
         // candidate that cannot win is usually rejected after n/KS_STRIDE evaluations.
         for j in (KS_STRIDE..x.len()).step_by(KS_STRIDE) {
@@ -291,7 +331,7 @@ fn ks_continuous(x: &[f64], lx: &[f64], lmin: f64, alpha: f64, bound: f64) -> f6
             let f = -((e * (lx[j] - lmin)).exp_m1());
             d = d.max((f - j as f64 / n).abs());
             if d > bound {
-                return d;
+                return (d, j);
             }
         }
     }
@@ -301,12 +341,16 @@ fn ks_continuous(x: &[f64], lx: &[f64], lmin: f64, alpha: f64, bound: f64) -> f6
         }
         let f = -((e * (lx[j] - lmin)).exp_m1());
         let emp = j as f64 / n;
-        d = d.max((f - emp).abs());
+        let dev = (f - emp).abs();
+        if dev > d {
+            d = dev;
+            at = j;
+        }
         if d > bound {
-            return d;
+            return (d, at);
         }
     }
-    d
+    (d, at)
 }
 
 /// Exact discrete MLE of alpha for a tail with lower bound `xmin` and mean log `mean_ln`:
@@ -382,6 +426,7 @@ fn discrete_at(p: &Prepared, start: usize, xmin: f64) -> Option<(Candidate, f64)
             d,
             xmin,
             start,
+            argmax: 0,
         },
         var,
     ))
@@ -451,8 +496,8 @@ pub(crate) fn fit_prepared(
     // the chunks before it. A pruned candidate's partial distance already exceeds that best, so it
     // can never be the (first) minimum: the result is exact and independent of the thread count.
     // A pilot pass over every k-th candidate gives an exact distance to prune against from the start.
-    let pilot_bound = if cfg.discrete || cands.len() <= SCAN_CHUNK {
-        f64::INFINITY
+    let (pilot_bound, hints) = if cfg.discrete || cands.len() <= SCAN_CHUNK {
+        (f64::INFINITY, Vec::new())
     } else {
         let pilot: Vec<(usize, f64)> = cands
             .iter()
@@ -460,11 +505,15 @@ pub(crate) fn fit_prepared(
             .step_by(cands.len() / PILOT + 1)
             .collect();
         let eval = |&(start, xmin): &(usize, f64)| {
-            continuous_at(p, start, xmin, f64::INFINITY).map_or(f64::INFINITY, |c| c.d)
+            continuous_at(p, start, xmin, f64::INFINITY, &[])
+                .map_or((f64::INFINITY, None), |c| (c.d, Some(c.argmax)))
         };
-        map_maybe_parallel(&pilot, eval, parallel)
-            .into_iter()
-            .fold(f64::INFINITY, f64::min)
+        let res = map_maybe_parallel(&pilot, eval, parallel);
+        let bound = res.iter().map(|r| r.0).fold(f64::INFINITY, f64::min);
+        let mut hints: Vec<usize> = res.iter().filter_map(|r| r.1).collect();
+        hints.sort_unstable();
+        hints.dedup();
+        (bound, hints)
     };
     let mut best: Option<(Candidate, f64)> = None;
     let mut n_candidates = 0;
@@ -474,7 +523,7 @@ pub(crate) fn fit_prepared(
             if cfg.discrete {
                 discrete_at(p, start, xmin)
             } else {
-                continuous_at(p, start, xmin, bound).map(|c| (c, f64::NAN))
+                continuous_at(p, start, xmin, bound, &hints).map(|c| (c, f64::NAN))
             }
         };
         let results: Vec<Option<(Candidate, f64)>> = map_maybe_parallel(chunk, eval, parallel);
@@ -500,12 +549,13 @@ pub(crate) fn fit_prepared(
         let lmin = c.xmin.ln();
         let s: f64 = p.lx[c.start..].iter().map(|l| l - lmin).sum();
         let alpha = 1.0 + nt / s;
-        let d = ks_continuous(
+        let (d, _) = ks_continuous(
             &p.x[c.start..],
             &p.lx[c.start..],
             lmin,
             alpha,
             f64::INFINITY,
+            &Hints { start: 0, at: &[] },
         );
         Candidate { alpha, d, ..c }
     };
@@ -673,7 +723,7 @@ mod tests {
             let mut best: Option<Candidate> = None;
             let mut count = 0;
             for (start, xm) in candidates(&p, &XminChoice::Unique) {
-                if let Some(c) = continuous_at(&p, start, xm, f64::INFINITY) {
+                if let Some(c) = continuous_at(&p, start, xm, f64::INFINITY, &[]) {
                     count += 1;
                     if best.is_none_or(|b| c.d < b.d) {
                         best = Some(c);

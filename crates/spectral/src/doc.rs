@@ -59,8 +59,12 @@ pub mod for_powerlaw_users {
     //! - **Only `fit_method='Likelihood'` and `xmin_distance='D'`.** The KS-fit method, the
     //!   `'V'`/`'Asquare'` distances, `sigma_threshold` and the `'lognormal_positive'`
     //!   alternative are not implemented.
-    //! - **Discrete alternatives are not implemented.** `compare_power_law` returns
-    //!   [`Error::Unsupported`](crate::Error::Unsupported) for discrete fits.
+    //! - **Discrete alternatives are summed over the integers.** For a discrete fit each
+    //!   alternative's density is evaluated at the integers `k ≥ xmin` and normalised by its sum
+    //!   over them (the exponential becomes the geometric law, with a closed-form MLE).
+    //!   `powerlaw`'s default `discrete_approximation='round'` instead integrates the continuous
+    //!   density over `[k − ½, k + ½]`, so its discrete R values differ from ours. With an xmax
+    //!   cut, discrete tests return [`Error::Unsupported`](crate::Error::Unsupported).
     //! - **Degenerate input fails loudly.** All-equal data, a fixed xmin above every value, or a
     //!   one-value tail return [`Error::Degenerate`](crate::Error::Degenerate). `powerlaw` returns
     //!   NaN or warns.

@@ -10,7 +10,8 @@
 //! - **Goodness of fit** by the semiparametric bootstrap ([`bootstrap_p_value`]): seeded, parallel,
 //!   and bit-identical at any thread count.
 //! - **Likelihood-ratio tests** (Vuong) against the exponential, lognormal, stretched exponential
-//!   and truncated power law ([`compare_power_law`], [`compare_all`]).
+//!   and truncated power law ([`compare_power_law`], [`compare_all`]), continuous and discrete
+//!   (the discrete alternatives are normalised over the integers `k ≥ xmin`).
 //! - **Tail estimators**: Hill with a stability series over k ([`hill_series`]), Pickands and the
 //!   moment estimator.
 //! - **Spectra**: singular values of f64 and f32 matrices (faer), the ESD of `WᵀW` ([`esd`]),
@@ -75,6 +76,7 @@
 
 mod bootstrap;
 mod compare;
+mod compare_discrete;
 mod csn;
 mod decay;
 pub mod doc;
