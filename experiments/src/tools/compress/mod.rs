@@ -1,0 +1,880 @@
+//! `claimlab compress`: a llama GGUF model in, a smaller GGUF with standard block types out, with
+//! its measured perplexity beside the original's and beside the predicted loss.
+//!
+//! 1. Calibration ([`calib`]): the Gram matrix `XᵀX` of every projection's inputs over
+//!    calibration tokens (Brown text outside the news genre, or `--calib FILE`), from hooked
+//!    forward passes of the project's runtime.
+//! 2. Menus: per 2-D weight tensor, every GGUF block type whose block divides its rows
+//!    ([`MENU`]: Q2_K..Q6_K, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0). Cost = the real stored bytes;
+//!    damage = the activation-weighted squared error `Σ_rj ΔW_rj² · (XᵀX/n)_jj` (the mean
+//!    squared output error per token if input columns were uncorrelated).
+//! 3. Allocation: `claimlab_budget::allocate_bits` (Lagrangian and exact, with the gap).
+//! 4. Quantisation of the chosen types by plain rounding (GGML's reference rules) or, with
+//!    `--method gptq`, by second-order error feedback ([`gptq`]) on the same types, so both
+//!    methods have exactly equal size; the rounding model's perplexity is measured beside it.
+//! 5. Validation: on a seeded sample of tensors, the loss increase when that tensor alone is
+//!    compressed (to its cheapest option) is measured with the runtime and compared with the
+//!    damage proxies (Spearman); the ratio of sums turns proxy units into nats, giving the
+//!    predicted loss increase of the whole compressed model beside the measured one.
+//!
+//! The file is written to a temporary name and renamed, re-opened, and scored on Brown news.
+
+pub mod calib;
+pub mod gptq;
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context as _, Result};
+use claimlab_budget::{allocate_bits, AllocateConfig, Item};
+use claimlab_runtime::{perplexity, LlamaModel, Overrides, PerplexityConfig, TextTokenizer};
+use claimlab_weights::{
+    brown_documents, copy_with_replacements, dequantize, quantize, Architecture, Cache, DType,
+    Model, Param, Pinned, TensorInfo,
+};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use rand::seq::SliceRandom as _;
+use rand::SeedableRng as _;
+use rand_xoshiro::Xoshiro256PlusPlus;
+use rayon::prelude::*;
+use serde_json::json;
+
+use self::calib::{calibrate, site_of, spearman, Calib, Site};
+use super::open_model;
+
+/// The menu of block types tried for each tensor, in order of bits per weight; a type is
+/// skipped for a tensor whose row length its block (32 or 256 elements) does not divide.
+pub const MENU: [DType; 10] = [
+    DType::Q2_K,
+    DType::Q3_K,
+    DType::Q4_0,
+    DType::Q4_K,
+    DType::Q4_1,
+    DType::Q5_0,
+    DType::Q5_K,
+    DType::Q5_1,
+    DType::Q6_K,
+    DType::Q8_0,
+];
+
+/// Context window of the perplexity evaluation, in tokens.
+pub const EVAL_CONTEXT: usize = 512;
+
+/// Window of the calibration forward passes, in tokens.
+pub const CALIB_WINDOW: usize = 512;
+
+/// At most this many evaluation tokens score each single-tensor validation run.
+pub const VALIDATE_TOKENS: usize = 512;
+
+/// Gain of the validation probes: each sampled tensor is perturbed by this multiple of its
+/// cheapest option's quantisation error, so that the loss increase rises above the first-order
+/// (sign-random) term; the proxies are computed for the same perturbation (`PROBE_GAIN²` times
+/// the option's errors).
+pub const PROBE_GAIN: f32 = 4.0;
+
+/// How the chosen block types are filled.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    /// Plain rounding (GGML's reference quantisers).
+    Rtn,
+    /// Second-order error feedback with the calibration `XᵀX` (32-element types; K-quants
+    /// fall back to rounding).
+    Gptq,
+}
+
+/// Arguments of `claimlab compress`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// A llama-family GGUF decoder; default: the pinned SmolLM2-135M.
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Data cache directory.
+    #[arg(long)]
+    pub cache_dir: Option<PathBuf>,
+    /// Target size in bits per weight over all tensors (norms included).
+    #[arg(
+        long,
+        conflicts_with = "target_bytes",
+        required_unless_present = "target_bytes"
+    )]
+    pub target_bpw: Option<f64>,
+    /// Target size in bytes of all tensor data.
+    #[arg(long)]
+    pub target_bytes: Option<u64>,
+    /// Calibration text file (UTF-8); default: Brown documents outside the news genre.
+    #[arg(long)]
+    pub calib: Option<PathBuf>,
+    /// Calibration tokens (default 1024; 128 with --quick).
+    #[arg(long)]
+    pub calib_tokens: Option<usize>,
+    /// How the chosen types are filled: rtn (plain rounding) or gptq (error feedback; the
+    /// rounding model of equal size is scored beside it).
+    #[arg(long, value_enum, default_value_t = Method::Rtn)]
+    pub method: Method,
+    /// Tokens of Brown news (documents ca01-ca44) to score, in windows of 512 (default 2048;
+    /// 256 with --quick).
+    #[arg(long)]
+    pub eval_tokens: Option<usize>,
+    /// Tensors in the seeded validation sample of the damage proxy (default 16; 4 with --quick;
+    /// 0 skips the validation and the loss prediction).
+    #[arg(long)]
+    pub validate: Option<usize>,
+    /// Small calibration, evaluation and validation samples (for tests).
+    #[arg(long)]
+    pub quick: bool,
+    /// Seed of the validation sample.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Also write the evaluation token ids (JSON array) here, for
+    /// `experiments/scripts/llamacpp_check.sh`.
+    #[arg(long)]
+    pub eval_ids_out: Option<PathBuf>,
+    /// Output GGUF path.
+    #[arg(long, default_value = "compressed.gguf")]
+    pub out: PathBuf,
+}
+
+/// One option of a tensor's menu.
+#[derive(Debug, Clone, Copy)]
+pub struct MenuOption {
+    /// Block type.
+    pub dtype: DType,
+    /// Stored bytes.
+    pub bytes: usize,
+    /// Plain squared reconstruction error (sum over elements).
+    pub sq_error: f64,
+    /// Activation-weighted squared error `Σ_rj ΔW_rj² h_j` (equals `sq_error` without weights).
+    pub weighted_error: f64,
+}
+
+/// One tensor's menu: the options that fit its rows, their bytes and their damage.
+#[derive(Debug, Clone)]
+pub struct TensorMenu {
+    /// Tensor name.
+    pub name: String,
+    /// Number of elements.
+    pub n_elems: usize,
+    /// Row length (innermost dimension; blocks run along it).
+    pub row: usize,
+    /// Storage type in the input file.
+    pub input_dtype: DType,
+    /// The options, in [`MENU`] order.
+    pub options: Vec<MenuOption>,
+}
+
+/// Builds the menu of one tensor from its dequantised weights (`row` = innermost length), the
+/// damage weighted by `hdiag` (one weight per column, e.g. the diagonal of `XᵀX/n`) when given.
+///
+/// # Errors
+/// When quantisation fails (non-finite weights), `hdiag` has the wrong length, or no type of
+/// [`MENU`] fits the row length.
+pub fn tensor_menu(
+    name: &str,
+    input_dtype: DType,
+    row: usize,
+    w: &[f32],
+    hdiag: Option<&[f64]>,
+) -> Result<TensorMenu> {
+    if let Some(h) = hdiag {
+        if h.len() != row {
+            bail!("{name}: {} column weights for rows of {row}", h.len());
+        }
+    }
+    let mut options = Vec::new();
+    for &dt in &MENU {
+        if row == 0 || !row.is_multiple_of(dt.block_elems()) {
+            continue;
+        }
+        let q = quantize(dt, w).with_context(|| format!("quantising {name} to {dt}"))?;
+        let back = dequantize(dt, &q, w.len())?;
+        let (sq_error, weighted_error) = errors(w, &back, row, hdiag);
+        options.push(MenuOption {
+            dtype: dt,
+            bytes: q.len(),
+            sq_error,
+            weighted_error,
+        });
+    }
+    if options.is_empty() {
+        bail!("{name}: row length {row} is not a multiple of 32; no block type of the menu fits");
+    }
+    Ok(TensorMenu {
+        name: name.to_string(),
+        n_elems: w.len(),
+        row,
+        input_dtype,
+        options,
+    })
+}
+
+/// Plain and column-weighted squared errors of `back` against `w` (rows of `row`).
+fn errors(w: &[f32], back: &[f32], row: usize, hdiag: Option<&[f64]>) -> (f64, f64) {
+    let (mut sse, mut wsse) = (0.0, 0.0);
+    for (wr, br) in w.chunks_exact(row).zip(back.chunks_exact(row)) {
+        for (j, (&a, &b)) in wr.iter().zip(br).enumerate() {
+            let d = f64::from(a) - f64::from(b);
+            sse += d * d;
+            wsse += d * d * hdiag.map_or(1.0, |h| h[j]);
+        }
+    }
+    (sse, wsse)
+}
+
+fn bar(len: u64, msg: &str, hidden: bool) -> ProgressBar {
+    let pb = ProgressBar::new(len);
+    if hidden {
+        pb.set_draw_target(ProgressDrawTarget::hidden());
+    }
+    if let Ok(s) = ProgressStyle::with_template("{msg:>24} [{bar:30}] {pos}/{len} {elapsed}") {
+        pb.set_style(s.progress_chars("=> "));
+    }
+    pb.set_message(msg.to_string());
+    pb
+}
+
+fn news_tokens(tok: &TextTokenizer, cache_dir: Option<PathBuf>, n: usize) -> Result<Vec<u32>> {
+    let brown = Cache::new(cache_dir)?.brown()?;
+    let docs = brown_documents(&brown)?;
+    let mut text = String::new();
+    for d in docs.iter().filter(|d| {
+        d.id.strip_prefix("ca")
+            .and_then(|s| s.parse::<u32>().ok())
+            .is_some_and(|k| (1..=44).contains(&k))
+    }) {
+        text.push_str(&d.text);
+        text.push_str("\n\n");
+    }
+    let mut ids = tok.encode(&text)?;
+    ids.truncate(n);
+    if ids.len() < 2 {
+        bail!("Brown news gives fewer than 2 tokens to score");
+    }
+    Ok(ids)
+}
+
+fn calib_ids(
+    tok: &TextTokenizer,
+    cache_dir: Option<PathBuf>,
+    file: Option<&Path>,
+    n: usize,
+) -> Result<(Vec<u32>, String)> {
+    let (text, what) = if let Some(f) = file {
+        let t = std::fs::read_to_string(f)
+            .with_context(|| format!("reading calibration file {}", f.display()))?;
+        (t, format!("{}", f.display()))
+    } else {
+        let brown = Cache::new(cache_dir)?.brown()?;
+        let docs = brown_documents(&brown)?;
+        let mut text = String::new();
+        for d in docs.iter().filter(|d| d.genre != "news") {
+            text.push_str(&d.text);
+            text.push_str("\n\n");
+            if text.len() > n * 8 {
+                break;
+            }
+        }
+        (
+            text,
+            "Brown, documents outside the news genre, in corpus order".into(),
+        )
+    };
+    let mut ids = tok.encode(&text)?;
+    ids.truncate(n);
+    if ids.len() < 2 {
+        bail!(
+            "calibration text {what} gives {} tokens; need at least 2",
+            ids.len()
+        );
+    }
+    Ok((ids, what))
+}
+
+/// One tensor of the validation sample.
+#[derive(Debug, Clone, serde::Serialize)]
+struct Probe {
+    name: String,
+    dtype: String,
+    sq_error: f64,
+    diag_weighted: f64,
+    full_weighted: f64,
+    delta_nll: f64,
+}
+
+fn targets_of(model: &Model) -> Vec<TensorInfo> {
+    model
+        .tensors()
+        .iter()
+        .filter(|t| t.shape.len() == 2 && t.param == Param::Weight)
+        .cloned()
+        .collect()
+}
+
+fn site(t: &TensorInfo) -> Result<Site> {
+    site_of(t.role, t.layer).with_context(|| {
+        format!(
+            "{}: no calibration site for role {:?} (layer {:?})",
+            t.name, t.role, t.layer
+        )
+    })
+}
+
+fn dq_diff(w: &[f32], back: &[f32]) -> Vec<f64> {
+    w.iter()
+        .zip(back)
+        .map(|(&a, &b)| f64::from(a) - f64::from(b))
+        .collect()
+}
+
+/// Runs `claimlab compress`; returns what to print.
+///
+/// # Errors
+/// Bad arguments, a missing calibration file, a model that is not a llama GGUF, a target below
+/// the smallest size the menus reach (the message says the minimum), or failures of the runtime
+/// or the writer.
+#[allow(clippy::too_many_lines)]
+pub fn run(args: Args, json_out: bool) -> Result<String> {
+    let quiet = json_out;
+    let eval_n = args
+        .eval_tokens
+        .unwrap_or(if args.quick { 256 } else { 2048 });
+    let calib_n = args
+        .calib_tokens
+        .unwrap_or(if args.quick { 128 } else { 1024 });
+    let n_validate = args.validate.unwrap_or(if args.quick { 4 } else { 16 });
+    if eval_n < 2 {
+        bail!("--eval-tokens must be at least 2, got {eval_n}");
+    }
+    if calib_n < 2 {
+        bail!("--calib-tokens must be at least 2, got {calib_n}");
+    }
+    if let Some(b) = args.target_bpw {
+        if !(b.is_finite() && b > 0.0) {
+            bail!("--target-bpw must be a positive number, got {b}");
+        }
+    }
+    if let Some(f) = &args.calib {
+        if !f.is_file() {
+            bail!(
+                "calibration file {} does not exist or is not a file",
+                f.display()
+            );
+        }
+    }
+    let model = open_model(
+        args.model.as_deref(),
+        Pinned::SmolLm2,
+        args.cache_dir.clone(),
+    )?;
+    if model.config().arch != Architecture::LlamaDecoder {
+        bail!(
+            "{}: compressing a {:?} is not yet supported (only llama-family GGUF decoders)",
+            model.path().display(),
+            model.config().arch
+        );
+    }
+    if model.gguf_metadata().is_none() {
+        bail!(
+            "{}: compress needs a GGUF file (safetensors output is not yet supported)",
+            model.path().display()
+        );
+    }
+    let t0 = Instant::now();
+    let n_params = model.n_params();
+    let targets = targets_of(&model);
+    for t in &targets {
+        site(t)?;
+    }
+    let fixed_bytes: u64 = model
+        .tensors()
+        .iter()
+        .filter(|t| !(t.shape.len() == 2 && t.param == Param::Weight))
+        .map(|t| t.nbytes)
+        .sum();
+    #[allow(
+        clippy::cast_precision_loss,
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss
+    )]
+    let target_total = match (args.target_bpw, args.target_bytes) {
+        (Some(b), None) => (b * n_params as f64 / 8.0).floor() as u64,
+        (None, Some(n)) => n,
+        _ => bail!("give exactly one of --target-bpw and --target-bytes"),
+    };
+    // The smallest reachable size, before any work (cheapest fitting block type per tensor).
+    let min_bytes: u64 = fixed_bytes
+        + targets
+            .iter()
+            .map(|t| {
+                let row = *t.shape.last().unwrap_or(&1);
+                let n = t.shape.iter().product::<usize>() as u64;
+                MENU.iter()
+                    .filter(|d| row > 0 && row.is_multiple_of(d.block_elems()))
+                    .map(|d| n / d.block_elems() as u64 * d.block_bytes() as u64)
+                    .min()
+                    .unwrap_or(0)
+            })
+            .sum::<u64>();
+    #[allow(clippy::cast_precision_loss)]
+    let bpw = |bytes: u64| bytes as f64 * 8.0 / n_params as f64;
+    if target_total < min_bytes {
+        bail!(
+            "target {} bytes ({:.3} bits per weight) is below the smallest size the menus reach: {} bytes ({:.3} bits per weight)",
+            target_total,
+            bpw(target_total),
+            min_bytes,
+            bpw(min_bytes)
+        );
+    }
+
+    // 1. Runtime, tokens, calibration.
+    let rt = LlamaModel::load(&model)?;
+    let tok = TextTokenizer::for_model(&model)?;
+    let ids = news_tokens(&tok, args.cache_dir.clone(), eval_n)?;
+    if let Some(p) = &args.eval_ids_out {
+        std::fs::write(p, serde_json::to_string(&ids)?)
+            .with_context(|| format!("writing {}", p.display()))?;
+    }
+    let (cids, calib_what) =
+        calib_ids(&tok, args.cache_dir.clone(), args.calib.as_deref(), calib_n)?;
+    let windows = cids.len().div_ceil(CALIB_WINDOW);
+    let pb = bar(windows as u64, "calibration", quiet);
+    let cal: Calib = calibrate(&model, &rt, &cids, CALIB_WINDOW, || pb.inc(1))?;
+    pb.finish_and_clear();
+    let t_calib = t0.elapsed().as_secs_f64();
+
+    // 2. Menus.
+    let pb = bar(targets.len() as u64, "menus", quiet);
+    let menus: Vec<TensorMenu> = targets
+        .par_iter()
+        .map(|t| {
+            let w = model.tensor_f32(&t.name)?;
+            let row = *t.shape.last().unwrap_or(&1);
+            let h = cal.diag(site(t)?)?;
+            let m = tensor_menu(&t.name, t.dtype, row, &w, Some(&h));
+            pb.inc(1);
+            m
+        })
+        .collect::<Result<_>>()?;
+    pb.finish_and_clear();
+    let max_bytes: u64 = fixed_bytes
+        + menus
+            .iter()
+            .map(|m| m.options.iter().map(|o| o.bytes as u64).max().unwrap_or(0))
+            .sum::<u64>();
+
+    // 3. Allocation on the activation-weighted damage.
+    #[allow(clippy::cast_precision_loss)]
+    let items: Vec<Vec<Item>> = menus
+        .iter()
+        .map(|m| {
+            m.options
+                .iter()
+                .map(|o| Item::new(o.bytes as f64, o.weighted_error))
+                .collect()
+        })
+        .collect();
+    #[allow(clippy::cast_precision_loss)]
+    let budget = (target_total - fixed_bytes) as f64;
+    let rep = allocate_bits(&items, budget, &AllocateConfig::default())?;
+    let choice = rep
+        .exact
+        .as_ref()
+        .map_or(&rep.lagrangian.choice, |e| &e.choice)
+        .clone();
+
+    // 4. Quantise the chosen types (rounding; GPTQ on top when asked).
+    let t_q = Instant::now();
+    let pb = bar(menus.len() as u64, "quantise chosen", quiet);
+    let tinfo: HashMap<&str, &TensorInfo> = targets.iter().map(|t| (t.name.as_str(), t)).collect();
+    type Chosen = (String, DType, Vec<u8>, Option<Vec<u8>>);
+    let chosen: Vec<Chosen> = menus
+        .par_iter()
+        .zip(&choice)
+        .map(|(m, &c)| {
+            let dt = m.options[c].dtype;
+            let w = model.tensor_f32(&m.name)?;
+            let q = quantize(dt, &w)?;
+            let g = if args.method == Method::Gptq && gptq::supports(dt) {
+                let h = cal.hessian(site(tinfo[m.name.as_str()])?)?;
+                let u = gptq::inverse_cholesky_upper(h.as_ref())
+                    .with_context(|| format!("{}: GPTQ factor", m.name))?;
+                Some(gptq::gptq_quantize(
+                    dt,
+                    &w,
+                    m.n_elems / m.row,
+                    m.row,
+                    u.as_ref(),
+                )?)
+            } else {
+                None
+            };
+            pb.inc(1);
+            Ok((m.name.clone(), dt, q, g))
+        })
+        .collect::<Result<_>>()?;
+    pb.finish_and_clear();
+    let t_quant = t_q.elapsed().as_secs_f64();
+    let n_gptq = chosen.iter().filter(|c| c.3.is_some()).count();
+    // Rounding model as overrides (scored beside GPTQ's file at equal size).
+    let rtn_overrides: Option<Overrides> = if args.method == Method::Gptq {
+        Some(
+            chosen
+                .par_iter()
+                .map(|(name, dt, q, _)| {
+                    let n = menus
+                        .iter()
+                        .find(|m| &m.name == name)
+                        .map_or(0, |m| m.n_elems);
+                    Ok((name.clone(), dequantize(*dt, q, n)?))
+                })
+                .collect::<Result<_>>()?,
+        )
+    } else {
+        None
+    };
+    let repl: HashMap<String, (DType, Vec<u8>)> = chosen
+        .into_iter()
+        .map(|(name, dt, q, g)| (name, (dt, g.unwrap_or(q))))
+        .collect();
+
+    // 5. Write (to a temporary file, then rename).
+    let tmp = tmp_path(&args.out);
+    if let Err(e) = copy_with_replacements(&model, &repl, &tmp) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e).with_context(|| format!("writing {}", tmp.display()));
+    }
+    std::fs::rename(&tmp, &args.out)
+        .with_context(|| format!("renaming {} to {}", tmp.display(), args.out.display()))?;
+    drop(repl);
+
+    // 6. Re-open and measure.
+    let out_model =
+        Model::open(&args.out).with_context(|| format!("re-opening {}", args.out.display()))?;
+    let out_tensor_bytes = out_model.tensor_bytes();
+    let file_bytes = std::fs::metadata(&args.out)?.len();
+    let in_file_bytes = std::fs::metadata(model.file())?.len();
+    let cfg = PerplexityConfig {
+        context: EVAL_CONTEXT.min(ids.len()),
+        stride: EVAL_CONTEXT.min(ids.len()),
+    };
+    let n_evals = 2 + u64::from(rtn_overrides.is_some());
+    let pb = bar(n_evals, "perplexity", quiet);
+    let before = perplexity(&rt, &ids, &cfg, &Overrides::default())?;
+    pb.inc(1);
+    let out_rt = LlamaModel::load(&out_model)?;
+    let after = perplexity(&out_rt, &ids, &cfg, &Overrides::default())?;
+    drop(out_rt);
+    pb.inc(1);
+    let rtn_after = match &rtn_overrides {
+        Some(ov) => Some(perplexity(&rt, &ids, &cfg, ov)?),
+        None => None,
+    };
+    drop(rtn_overrides);
+    pb.finish_and_clear();
+    let d_nll = after.mean_nll_nats - before.mean_nll_nats;
+
+    // 7. Validation of the damage proxy on a seeded sample of tensors.
+    let vids = &ids[..ids.len().min(VALIDATE_TOKENS)];
+    let vcfg = PerplexityConfig {
+        context: EVAL_CONTEXT.min(vids.len()),
+        stride: EVAL_CONTEXT.min(vids.len()),
+    };
+    let mut order: Vec<usize> = (0..menus.len()).collect();
+    order.shuffle(&mut Xoshiro256PlusPlus::seed_from_u64(args.seed));
+    order.truncate(n_validate.min(menus.len()));
+    let pb = bar(order.len() as u64 + 1, "validate proxy", quiet);
+    let v_base = if order.is_empty() {
+        None
+    } else {
+        Some(perplexity(&rt, vids, &vcfg, &Overrides::default())?)
+    };
+    pb.inc(1);
+    let mut probes = Vec::new();
+    if let Some(vb) = &v_base {
+        for &i in &order {
+            let m = &menus[i];
+            let o = m
+                .options
+                .iter()
+                .min_by_key(|o| o.bytes)
+                .copied()
+                .context("empty menu")?;
+            let w = model.tensor_f32(&m.name)?;
+            let q = dequantize(o.dtype, &quantize(o.dtype, &w)?, w.len())?;
+            let back: Vec<f32> = w
+                .iter()
+                .zip(&q)
+                .map(|(&a, &b)| a + PROBE_GAIN * (b - a))
+                .collect();
+            let site_t = site(tinfo[m.name.as_str()])?;
+            let (sq, diag_w) = errors(&w, &back, m.row, Some(&cal.diag(site_t)?));
+            let h = cal.hessian(site_t)?;
+            let full =
+                gptq::hessian_error(&dq_diff(&w, &back), m.n_elems / m.row, m.row, h.as_ref());
+            drop(h);
+            let mut ov = Overrides::default();
+            ov.insert(m.name.clone(), back);
+            let p = perplexity(&rt, vids, &vcfg, &ov)?;
+            probes.push(Probe {
+                name: m.name.clone(),
+                dtype: o.dtype.to_string(),
+                sq_error: sq,
+                diag_weighted: diag_w,
+                full_weighted: full,
+                delta_nll: p.mean_nll_nats - vb.mean_nll_nats,
+            });
+            pb.inc(1);
+        }
+    }
+    pb.finish_and_clear();
+    let col = |f: fn(&Probe) -> f64| probes.iter().map(f).collect::<Vec<f64>>();
+    let meas = col(|p| p.delta_nll);
+    let rho_sq = spearman(&col(|p| p.sq_error), &meas);
+    let rho_diag = spearman(&col(|p| p.diag_weighted), &meas);
+    let rho_full = spearman(&col(|p| p.full_weighted), &meas);
+    let chosen_proxy: f64 = menus
+        .iter()
+        .zip(&choice)
+        .map(|(m, &c)| m.options[c].weighted_error)
+        .sum();
+    let chosen_sq: f64 = menus
+        .iter()
+        .zip(&choice)
+        .map(|(m, &c)| m.options[c].sq_error)
+        .sum();
+    // Nats per proxy unit: ratio of sums over the sample (the probes' loss increases against
+    // their weighted errors); the whole model's prediction adds the chosen options' errors.
+    let scale = {
+        let (sm, sp) = (
+            meas.iter().sum::<f64>(),
+            col(|p| p.diag_weighted).iter().sum::<f64>(),
+        );
+        (sp > 0.0 && !probes.is_empty()).then(|| sm / sp)
+    };
+    let predicted = scale.map(|c| c * chosen_proxy);
+    let secs = t0.elapsed().as_secs_f64();
+
+    // Summary per type.
+    let mut counts: Vec<(DType, usize, u64, usize)> = Vec::new(); // type, tensors, bytes, elems
+    for (m, &c) in menus.iter().zip(&choice) {
+        let o = m.options[c];
+        if let Some(e) = counts.iter_mut().find(|e| e.0 == o.dtype) {
+            e.1 += 1;
+            e.2 += o.bytes as u64;
+            e.3 += m.n_elems;
+        } else {
+            counts.push((o.dtype, 1, o.bytes as u64, m.n_elems));
+        }
+    }
+    counts.sort_by_key(|e| MENU.iter().position(|&d| d == e.0));
+    let input_types: Vec<String> = {
+        let mut v: Vec<String> = menus.iter().map(|m| m.input_dtype.to_string()).collect();
+        v.sort();
+        v.dedup();
+        v
+    };
+    let method = match args.method {
+        Method::Rtn => "rtn",
+        Method::Gptq => "gptq",
+    };
+
+    if json_out {
+        let tensors: Vec<_> = menus
+            .iter()
+            .zip(&choice)
+            .map(|(m, &c)| {
+                let o = m.options[c];
+                json!({
+                    "name": m.name, "input_type": m.input_dtype.to_string(), "n_elems": m.n_elems,
+                    "chosen": o.dtype.to_string(), "bytes": o.bytes, "sq_error": o.sq_error, "weighted_error": o.weighted_error,
+                    "options": m.options.iter().map(|o| json!({"type": o.dtype.to_string(), "bytes": o.bytes, "sq_error": o.sq_error, "weighted_error": o.weighted_error})).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        return Ok(serde_json::to_string_pretty(&json!({
+            "input": model.path(), "output": args.out, "method": method, "gptq_tensors": n_gptq,
+            "baseline_note": format!("the input stores its matrices as {}; its dequantised weights are the baseline", input_types.join(", ")),
+            "damage_proxy": "activation-weighted squared error: sum_rj dW_rj^2 (X^T X / n)_jj",
+            "calibration": {"text": calib_what, "tokens": cal.n_tokens, "window": CALIB_WINDOW, "rebuild_rel_error": cal.rebuild_error, "seconds": t_calib},
+            "n_params": n_params, "target_bytes": target_total, "target_bpw": bpw(target_total),
+            "min_bytes": min_bytes, "max_bytes": max_bytes, "fixed_f32_bytes": fixed_bytes,
+            "tensor_bytes": out_tensor_bytes, "bpw": bpw(out_tensor_bytes), "file_bytes": file_bytes,
+            "input_tensor_bytes": model.tensor_bytes(), "input_file_bytes": in_file_bytes,
+            "allocation": rep, "chosen_proxy": chosen_proxy, "chosen_sq_error": chosen_sq,
+            "per_type": counts.iter().map(|e| json!({"type": e.0.to_string(), "tensors": e.1, "bytes": e.2, "elems": e.3})).collect::<Vec<_>>(),
+            "eval": {"text": "Brown news ca01-ca44", "tokens": ids.len(), "scored": after.n_tokens, "context": cfg.context},
+            "perplexity_before": before.ppl, "perplexity_after": after.ppl,
+            "nll_before": before.mean_nll_nats, "nll_after": after.mean_nll_nats, "delta_nll": d_nll,
+            "rtn_same_size": rtn_after.as_ref().map(|p| json!({"perplexity": p.ppl, "nll": p.mean_nll_nats, "delta_nll": p.mean_nll_nats - before.mean_nll_nats})),
+            "validation": {
+                "seed": args.seed, "tokens": vids.len(), "probe": format!("each sampled tensor alone, perturbed by {PROBE_GAIN} x the error of its cheapest option"),
+                "spearman_sq_error": rho_sq, "spearman_diag_weighted": rho_diag, "spearman_full_weighted": rho_full,
+                "nats_per_proxy_unit": scale, "probes": probes,
+            },
+            "predicted_delta_nll": predicted, "measured_delta_nll": d_nll,
+            "seconds": secs, "seconds_quantise": t_quant, "tensors": tensors,
+        }))?);
+    }
+    let mut s = String::new();
+    let _ = writeln!(s, "input       {} ({} tensors, {} params; matrices stored as {}: its dequantised weights are the baseline)", model.path().display(), model.tensors().len(), n_params, input_types.join(", "));
+    let _ = writeln!(
+        s,
+        "output      {} ({} tensors; method {method}{})",
+        args.out.display(),
+        out_model.tensors().len(),
+        if args.method == Method::Gptq {
+            format!(
+                ", GPTQ on {n_gptq} of {} matrices, rounding on the rest",
+                menus.len()
+            )
+        } else {
+            String::new()
+        }
+    );
+    let _ = writeln!(
+        s,
+        "target      {} bytes ({:.3} bpw); reachable {} .. {} bytes ({:.3} .. {:.3} bpw)",
+        target_total,
+        bpw(target_total),
+        min_bytes,
+        max_bytes,
+        bpw(min_bytes),
+        bpw(max_bytes)
+    );
+    let _ = writeln!(
+        s,
+        "calibration {} tokens of {} (rebuilt residual stream within {:.1e}); damage = sum dW^2 (X^T X/n)_jj\n",
+        cal.n_tokens, calib_what, cal.rebuild_error
+    );
+    let _ = writeln!(
+        s,
+        "{:<6} {:>8} {:>12} {:>12} {:>6}",
+        "type", "tensors", "elements", "bytes", "bpw"
+    );
+    for e in &counts {
+        #[allow(clippy::cast_precision_loss)]
+        let b = e.2 as f64 * 8.0 / e.3 as f64;
+        let _ = writeln!(
+            s,
+            "{:<6} {:>8} {:>12} {:>12} {:>6.3}",
+            e.0.to_string(),
+            e.1,
+            e.3,
+            e.2,
+            b
+        );
+    }
+    let _ = writeln!(
+        s,
+        "{:<6} {:>8} {:>12} {:>12}",
+        "F32",
+        model.tensors().len() - menus.len(),
+        "",
+        fixed_bytes
+    );
+    let _ = writeln!(s, "\ntensor data {} bytes = {:.3} bits per weight (input {} bytes, {:.3} bpw); file {} bytes (input {})", out_tensor_bytes, bpw(out_tensor_bytes), model.tensor_bytes(), bpw(model.tensor_bytes()), file_bytes, in_file_bytes);
+    let _ = writeln!(
+        s,
+        "allocation  Lagrangian proxy {:.6e} (lambda {:.3e}); exact {} ; gap {}",
+        rep.lagrangian.distortion,
+        rep.lagrangian.lambda,
+        rep.exact.as_ref().map_or_else(
+            || format!(
+                "unavailable ({})",
+                rep.exact_unavailable.clone().unwrap_or_default()
+            ),
+            |e| format!("{:.6e} ({:?})", e.distortion, rep.exact_method)
+        ),
+        rep.gap.map_or_else(|| "n/a".into(), |g| format!("{g:.3e}"))
+    );
+    let _ = writeln!(s, "perplexity  before {:.3}  after {:.3}  (Brown news, {} tokens, context {}); delta NLL {:+.4} nats/token", before.ppl, after.ppl, ids.len(), cfg.context, d_nll);
+    if let Some(p) = &rtn_after {
+        let _ = writeln!(
+            s,
+            "rounding    same types and bytes, plain rounding: perplexity {:.3}, delta NLL {:+.4} (GPTQ {:+.4})",
+            p.ppl,
+            p.mean_nll_nats - before.mean_nll_nats,
+            d_nll
+        );
+    }
+    if !probes.is_empty() {
+        let f = |r: Option<f64>| r.map_or_else(|| "n/a".into(), |v| format!("{v:.3}"));
+        let _ = writeln!(
+            s,
+            "\nvalidation  {} tensors (seed {}), each alone perturbed by {PROBE_GAIN} x its cheapest option's error, {} tokens: Spearman vs measured delta NLL: plain sq error {}, diag-weighted {}, full X^T X {}",
+            probes.len(),
+            args.seed,
+            vids.len(),
+            f(rho_sq),
+            f(rho_diag),
+            f(rho_full)
+        );
+        let _ = writeln!(
+            s,
+            "{:<24} {:>6} {:>11} {:>11} {:>11} {:>10}",
+            "tensor", "type", "sq err", "diag-w", "full-w", "dNLL"
+        );
+        for p in &probes {
+            let _ = writeln!(
+                s,
+                "{:<24} {:>6} {:>11.4e} {:>11.4e} {:>11.4e} {:>+10.5}",
+                p.name, p.dtype, p.sq_error, p.diag_weighted, p.full_weighted, p.delta_nll
+            );
+        }
+    }
+    let _ = writeln!(
+        s,
+        "predicted   delta NLL {} (diag-weighted total {chosen_proxy:.4e} x {} nats/unit from the sample) vs measured {d_nll:+.4}",
+        predicted.map_or_else(|| "n/a".into(), |p| format!("{p:+.4}")),
+        scale.map_or_else(|| "n/a".into(), |c| format!("{c:.4e}"))
+    );
+    let _ = writeln!(
+        s,
+        "time        {secs:.1} s (calibration {t_calib:.1} s, quantise {t_quant:.1} s)"
+    );
+    Ok(s)
+}
+
+fn tmp_path(out: &Path) -> PathBuf {
+    let mut name = out
+        .file_name()
+        .map_or_else(|| "out".into(), std::ffi::OsStr::to_os_string);
+    name.push(format!(".tmp{}", std::process::id()));
+    out.with_file_name(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn menu_costs_are_real_bytes_and_errors_shrink_with_bits() {
+        let w: Vec<f32> = (0..64 * 32)
+            .map(|i| ((i * 7919 % 1000) as f32 / 500.0 - 1.0) * 0.1)
+            .collect();
+        let m = tensor_menu("t", DType::F32, 64, &w, None).unwrap();
+        assert_eq!(m.options.len(), 5);
+        let bytes: Vec<usize> = m.options.iter().map(|o| o.bytes).collect();
+        // 64 blocks of 32: Q4_0 18, Q4_1 20, Q5_0 22, Q5_1 24, Q8_0 34 bytes each.
+        assert_eq!(bytes, vec![64 * 18, 64 * 20, 64 * 22, 64 * 24, 64 * 34]);
+        let e: Vec<f64> = m.options.iter().map(|o| o.sq_error).collect();
+        assert!(e[0] > e[2] && e[2] > e[4] && e[4] > 0.0, "{e:?}");
+        // brute-force check of one error: Q8_0 recomputed
+        let q = quantize(DType::Q8_0, &w).unwrap();
+        let b = dequantize(DType::Q8_0, &q, w.len()).unwrap();
+        let sse: f64 = w
+            .iter()
+            .zip(&b)
+            .map(|(a, b)| (f64::from(*a) - f64::from(*b)).powi(2))
+            .sum();
+        assert!((sse - e[4]).abs() <= 1e-12 * sse.max(1.0));
+    }
+
+    #[test]
+    fn rows_not_multiple_of_32_are_rejected() {
+        let w = vec![0.5f32; 48 * 2];
+        assert!(tensor_menu("t", DType::F32, 48, &w, None).is_err());
+    }
+}
