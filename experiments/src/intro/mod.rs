@@ -3,7 +3,10 @@
 pub(crate) mod claim_1;
 pub(crate) mod claim_2;
 pub(crate) mod claim_3;
+pub(crate) mod claim_4_flops;
+pub(crate) mod claim_4_membound;
 pub(crate) mod claim_4_memory;
+pub(crate) mod claim_4_roofline;
 pub(crate) mod claim_5_distill;
 pub(crate) mod claim_5_lowrank;
 pub(crate) mod claim_5_prune;
