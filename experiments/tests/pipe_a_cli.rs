@@ -7,7 +7,15 @@ mod common;
 
 #[test]
 fn pipeline_budget_claims_run_quick_on_real_weights() {
-    let claims = [("pipe-thm2", "pipe-thm2_rule_rank")];
+    let claims = [
+        ("pipe-thm2", "pipe-thm2_rule_rank"),
+        ("pipe-thm4", "pipe-thm4_deviation"),
+        ("pipe-scale", "pipe-scale_rmse"),
+        ("pipe-lagrangian", "pipe-lagrangian_allocations"),
+        ("pipe-pareto", "pipe-pareto_front"),
+        ("pipe-thm3", "pipe-thm3_chord"),
+        ("pipe-thm5", "pipe-thm5_allocations"),
+    ];
     let ids: Vec<&str> = claims.iter().map(|c| c.0).collect();
     let (d, js) = common::run_claims_quick("pipe-a", &ids);
     for (id, fig) in claims {
