@@ -1,6 +1,6 @@
 //! LEACE: least-squares concept erasure in closed form.
 
-use faer::{Mat, MatRef, Side};
+use faer::{Mat, MatRef};
 
 use crate::check::{finite_matrix, matrix_and_labels};
 use crate::error::{Error, Result};
@@ -171,7 +171,7 @@ fn scale(m: &mut Mat<f64>, s: f64) {
 /// eigendecomposition or SVD fails.
 ///
 /// # Complexity
-/// O(n·d² + d³) time (covariance and its eigendecomposition), O(d²) memory.
+/// O(n·d·min(n, d)) time (thin SVD of the centred activations), O(n·d) memory.
 ///
 /// # References
 /// N. Belrose, D. Schneider-Joseph, S. Ravfogel, R. Cotterell, E. Raff, S. Biderman, "LEACE:
@@ -206,23 +206,24 @@ pub fn leace(x: MatRef<'_, f64>, z: MatRef<'_, f64>) -> Result<LeaceEraser> {
         .collect();
     let xc = Mat::from_fn(n, d, |i, j| x[(i, j)] - mean[j]);
     let zc = Mat::from_fn(n, z.ncols(), |i, j| z[(i, j)] - zmean[j]);
-    let mut sigma = xc.transpose() * &xc;
-    scale(&mut sigma, 1.0 / nf);
     let mut sxz = xc.transpose() * &zc;
     scale(&mut sxz, 1.0 / nf);
+    // Σ_XX = Xcᵀ Xc / n = V diag(s²/n) Vᵀ from the thin SVD of the centred data: O(n·d·min(n, d)),
+    // so a wide matrix (fewer rows than features) costs O(n²·d), not O(d³).
+    let svd_x = xc
+        .thin_svd()
+        .map_err(|_| Error::Decomposition("SVD of the centred activations"))?;
     drop(xc);
-
-    let eig = sigma
-        .self_adjoint_eigen(Side::Lower)
-        .map_err(|_| Error::Decomposition("eigendecomposition of the covariance"))?;
-    let lam = eig.S().column_vector();
-    let lmax = (0..d).map(|i| lam[i]).fold(0.0f64, f64::max);
+    let sx = svd_x.S().column_vector();
+    let r_all = sx.nrows();
+    let lam: Vec<f64> = (0..r_all).map(|i| sx[i] * sx[i] / nf).collect();
+    let lmax = lam.iter().copied().fold(0.0f64, f64::max);
     if lmax.is_nan() || lmax <= 0.0 {
         return Err(Error::Degenerate("all rows of x are equal"));
     }
-    let keep: Vec<usize> = (0..d).filter(|&i| lam[i] > RANK_TOL * lmax).collect();
-    let u = eig.U();
-    let vr = Mat::from_fn(d, keep.len(), |i, c| u[(i, keep[c])]);
+    let keep: Vec<usize> = (0..r_all).filter(|&i| lam[i] > RANK_TOL * lmax).collect();
+    let v = svd_x.V();
+    let vr = Mat::from_fn(d, keep.len(), |i, c| v[(i, keep[c])]);
     let inv_sqrt: Vec<f64> = keep.iter().map(|&i| 1.0 / lam[i].sqrt()).collect();
     let sqrt: Vec<f64> = keep.iter().map(|&i| lam[i].sqrt()).collect();
     // W v = V_r diag(λ^{-1/2}) V_rᵀ v, W⁺ v = V_r diag(λ^{1/2}) V_rᵀ v.
@@ -284,6 +285,7 @@ mod tests {
     use crate::means::class_means;
     use crate::probe::{probe_accuracy_split, ProbeConfig};
     use claimlab_testkit::rng;
+    use faer::Side;
     use rand::RngExt;
 
     fn gaussian(r: &mut impl rand::Rng) -> f64 {

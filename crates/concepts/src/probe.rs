@@ -18,7 +18,6 @@ use crate::tol::ARMIJO;
 /// ```
 #[derive(Clone, Debug, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[non_exhaustive]
 pub struct ProbeConfig {
     /// Inverse regularisation strength (scikit-learn's `C`, default 1.0).
     pub c: f64,
