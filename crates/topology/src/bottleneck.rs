@@ -24,9 +24,12 @@ use crate::error::Result;
 /// `death < birth`.
 ///
 /// # Complexity
-/// Binary search over the `O(n m)` candidate values (only those below the all-to-diagonal bound
-/// are generated, pairs found through a birth-sorted sweep); each probe is two Hopcroft-Karp
-/// matchings, `O(E √V)`. Memory `O(n m)` in the worst case for the candidates.
+/// A search over the `O(n m)` candidate values that gallops up from the smallest (probes at small
+/// radii are cheap) and then bisects; only pair distances inside the bracket left by the
+/// diagonal values are generated. Each probe is two Hopcroft-Karp matchings, `O(E √V)`, on a
+/// graph whose edges are found through a uniform grid of cell side ≈ the probed radius (each
+/// point looks at 3 × 3 cells, not the whole other diagram). Memory `O(n + m + E)`; candidate
+/// batches are capped at 16 384 values.
 ///
 /// # References
 /// A. Efrat, A. Itai, M. J. Katz, *Geometry helps in bottleneck matching and related problems*,

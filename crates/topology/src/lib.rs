@@ -10,8 +10,8 @@
 //! - [`lower_star_graph_barcodes`], [`lower_star_grid_barcodes`]: lower-star filtrations of a
 //!   function on a graph (union-find) or an image (Freudenthal triangulation, reduction with
 //!   clearing).
-//! - [`bottleneck_distance`]: the exact bottleneck distance (candidate values, binary search,
-//!   Hopcroft-Karp); [`wasserstein_distance`]: the q-Wasserstein distance (Hungarian method exactly,
+//! - [`bottleneck_distance`]: the exact bottleneck distance (candidate values, galloping then
+//!   binary search, Hopcroft-Karp on graphs found through a uniform grid); [`wasserstein_distance`]: the q-Wasserstein distance (Hungarian method exactly,
 //!   auction with a certified relative error for large diagrams). Both use the L∞ ground metric and
 //!   match points at infinity only among themselves, as Hera and GUDHI do.
 //!
