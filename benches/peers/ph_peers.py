@@ -75,6 +75,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--claimlab", default=None, help="path of the claimlab binary (optional)")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--bottleneck-only", action="store_true",
+                    help="skip the ripser barcodes and time only GUDHI's bottleneck distance")
     args = ap.parse_args()
     np = ensure("numpy", "numpy")
     ripser = ensure("ripser", "ripser")
@@ -82,7 +84,8 @@ def main():
     ref = reference_dir()
     print(f"# ripser {getattr(ripser, '__version__', '?')}, gudhi {gudhi.__version__}, best of {args.repeats}")
     print("| input | peer | wall s | cpu s |" + (" claimlab wall s | claimlab cpu s |" if args.claimlab else ""))
-    for name, dim in CLOUDS:
+    print(f"# load average at start: {os.getloadavg()[0]:.1f} (1 min), {os.cpu_count()} CPUs")
+    for name, dim in ([] if args.bottleneck_only else CLOUDS):
         path = os.path.join(ref, name + ".txt")
         pts = np.loadtxt(path)
         w, c = best(lambda: ripser.ripser(pts, maxdim=dim), args.repeats)
@@ -96,6 +99,7 @@ def main():
     w, c = best(lambda: gudhi.bottleneck_distance(a, b), args.repeats)
     print(f"| bottleneck {DIAGRAM_POINTS} pts | gudhi (exact, e=0) | {w:.3f} | {c:.3f} |")
     print(f"# gudhi bottleneck value: {gudhi.bottleneck_distance(a, b)!r}")
+    print(f"# load average at end: {os.getloadavg()[0]:.1f} (1 min)")
 
 
 if __name__ == "__main__":
