@@ -60,6 +60,8 @@ enum Cmd {
     Generate(tools::runtime::GenerateArgs),
     /// Persistent homology: Vietoris-Rips barcodes, bottleneck and Wasserstein distances.
     Ph(tools::ph::Args),
+    /// Locate, erase (LEACE) and validate a concept in SmolLM2 and MiniLM.
+    Features(tools::features::Args),
     /// Power-law fits (Clauset-Shalizi-Newman) of a sample.
     Powerlaw(tools::powerlaw::Args),
     /// Spectral report of a weight matrix file or of every layer of a model.
@@ -161,6 +163,7 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Ph(a) => tool(tools::ph::run(a, cli.json)),
+        Cmd::Features(a) => tool(tools::features::run(a, cli.json)),
         Cmd::Powerlaw(a) => tool(tools::powerlaw::run(a, cli.json)),
         Cmd::Spectrum(a) => tool(tools::spectrum::run(a, cli.json)),
         Cmd::Rd(a) => tool(tools::rd::run(a, cli.json)),

@@ -5,6 +5,7 @@
 
 pub mod budget;
 pub mod compress;
+pub mod features;
 pub mod convert;
 pub mod orbits;
 pub mod ph;
