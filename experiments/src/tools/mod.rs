@@ -5,8 +5,8 @@
 
 pub mod budget;
 pub mod compress;
-pub mod features;
 pub mod convert;
+pub mod features;
 pub mod orbits;
 pub mod ph;
 pub mod powerlaw;
