@@ -102,7 +102,7 @@ pub(crate) fn run(ctx: &mut Ctx) -> Result<Outcome> {
     }
     let body = format!(
         "{}.\n\nSample: {}.\n\n{}\n\nThe verdict reads the kernels whose weights stream from memory (decode steps, prefill, \
-         matvecs cycling through the 30 layers' matrices, MiniLM). The cache-hot matvecs (one 3.5 MB matrix again and again) \
+         matvecs cycling through 640 MiB of copies of the 30 layers' matrices, MiniLM). The cache-hot matvecs (one 3.5 MB matrix again and again) \
          are shown against the same DRAM roofline for contrast: their worst ratio is {hot_worst:.2}, since their bytes come from \
          cache, whose bandwidth the triad does not measure.\n\nQuantised speed-ups (f32 time / quantised time) against the byte \
          ratios 32/8.5 = 3.76 and 32/5 = 6.4 (reported apart from the verdict):\n\n{speed}",
