@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 
 use super::claim_2::measure;
 use super::common::{figure, start};
-use super::compress::{all_factors, block_linears, mean, paired_diff, Scorer};
+use super::compress::{all_factors, block_linears, mean, paired_diff, probe_sizes, Scorer};
 use crate::plot::Series;
 use crate::report::{Outcome, Verdict};
 use crate::Ctx;
@@ -139,11 +139,7 @@ pub(crate) fn run(ctx: &mut Ctx) -> Result<Outcome> {
     let (seed, models, figdir) = start(ctx, ID)?;
     let quick = ctx.opts.quick;
     let (n, count) = if quick { (128, 1) } else { (128, 4) };
-    let (windows, context, sentences, every) = if quick {
-        (1, 64, 12, 3)
-    } else {
-        (2, 256, 100, 1)
-    };
+    let (windows, context, sentences, every) = probe_sizes(quick);
     let mut body = format!(
         "Per layer, the mean attention effective rank over heads (aecl-2's measure, {count} Brown passages of \
          {n} tokens). Every block linear of {} replaced by its truncated SVD (f32 factors). Uniform: rank \
@@ -183,11 +179,7 @@ pub(crate) fn run(ctx: &mut Ctx) -> Result<Outcome> {
         ));
         let scorer = Scorer::new(ctx, m, windows, context, sentences)?;
         let lins = {
-            let model = if m.causal() {
-                ctx.decoder()?
-            } else {
-                ctx.encoder()?
-            };
+            let model = m.weights(ctx)?;
             block_linears(model, every)?
         };
         // Ranks per allocation, per linear (same order as `lins`).

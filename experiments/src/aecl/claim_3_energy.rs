@@ -125,11 +125,7 @@ pub(crate) fn run(ctx: &mut Ctx) -> Result<Outcome> {
         let total: usize = keep.iter().map(Vec::len).sum();
         let probe = Probe::new(ctx, m, windows, context, sentences)?;
         let ov = {
-            let model = if m.causal() {
-                ctx.decoder()?
-            } else {
-                ctx.encoder()?
-            };
+            let model = m.weights(ctx)?;
             prune_mlp_overrides(model, &keep)?
         };
         let spinner = ctx.spinner(&format!("{ID}: {} loss probe", m.name));

@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 
 use super::claim_3_energy::model_energy;
 use super::common::{figure, prune_mlp_overrides, start};
-use super::compress::{mean, paired_diff, top_units, Scorer};
+use super::compress::{mean, paired_diff, probe_sizes, top_units, Scorer};
 use crate::plot::Series;
 use crate::report::{Outcome, Verdict};
 use crate::Ctx;
@@ -55,7 +55,7 @@ pub(crate) fn run(ctx: &mut Ctx) -> Result<Outcome> {
     let (seed, models, figdir) = start(ctx, ID)?;
     let quick = ctx.opts.quick;
     let (n, count) = if quick { (128, 2) } else { (256, 8) };
-    let (windows, context, sentences) = if quick { (1, 64, 12) } else { (2, 256, 100) };
+    let (windows, context, sentences, _) = probe_sizes(quick);
     let mut body = format!(
         "MLP half: per layer the {:.0}% of neurons with the largest energy Σ_t a² on {count} Brown calibration \
          passages of {n} tokens (aecl-3.energy's measure) are kept, the rest removed as a weight edit (up/gate \
@@ -94,11 +94,7 @@ pub(crate) fn run(ctx: &mut Ctx) -> Result<Outcome> {
             })
             .collect();
         let (ov, attn_params, mlp_params, d) = {
-            let model = if m.causal() {
-                ctx.decoder()?
-            } else {
-                ctx.encoder()?
-            };
+            let model = m.weights(ctx)?;
             let ov = prune_mlp_overrides(model, &keep)?;
             let (mut a, mut p, mut d) = (0usize, 0usize, 0usize);
             for t in model

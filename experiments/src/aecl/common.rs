@@ -74,6 +74,15 @@ impl Loaded {
         }
     }
 
+    /// The weights the runtime was loaded from (the context's decoder or encoder).
+    pub(crate) fn weights<'c>(&self, ctx: &'c mut Ctx) -> Result<&'c claimlab_weights::Model> {
+        if self.causal() {
+            ctx.decoder()
+        } else {
+            ctx.encoder()
+        }
+    }
+
     /// Whether attention is causal.
     pub(crate) fn causal(&self) -> bool {
         matches!(self.net, Net::Llama(_))

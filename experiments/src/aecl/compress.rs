@@ -19,6 +19,17 @@ use crate::Ctx;
 /// Values per quantisation group (one scale and one zero point each).
 pub(crate) const GROUP: usize = 32;
 
+/// Held-out probe sizes and compressed blocks shared by the compression claims:
+/// `(SmolLM2 windows, window length, MiniLM sentences, every n-th block)`; quick: one window of
+/// 64 tokens, 12 sentences, every third block; full: two windows of 256, 100 sentences, every block.
+pub(crate) fn probe_sizes(quick: bool) -> (usize, usize, usize, usize) {
+    if quick {
+        (1, 64, 12, 3)
+    } else {
+        (2, 256, 100, 1)
+    }
+}
+
 /// One weight matrix of a block (row-major `rows × cols`, as stored).
 pub(crate) struct Linear {
     /// Tensor name (the override key).

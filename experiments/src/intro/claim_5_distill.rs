@@ -14,7 +14,7 @@ use serde_json::json;
 use std::fmt::Write as _;
 
 use crate::aecl::common::{figure, mlp_activations, prune_mlp_overrides, start, Loaded};
-use crate::aecl::compress::{mean, paired_diff, top_units, Scorer};
+use crate::aecl::compress::{mean, paired_diff, probe_sizes, top_units, Scorer};
 use crate::plot::Series;
 use crate::report::{Outcome, Verdict};
 use crate::Ctx;
@@ -209,11 +209,7 @@ pub(crate) fn calibrate(
     let grams: Vec<faer::Mat<f64>> = acts.par_iter().map(|h| gram(h, d_ff)).collect();
     drop(acts);
     sp.finish_and_clear();
-    let model = if m.causal() {
-        ctx.decoder()?
-    } else {
-        ctx.encoder()?
-    };
+    let model = m.weights(ctx)?;
     let blocks = mlps(model)?;
     if blocks.len() != grams.len() || blocks.iter().any(|b| b.d_ff != d_ff) {
         bail!(
@@ -251,7 +247,7 @@ pub(crate) fn run(ctx: &mut Ctx) -> Result<Outcome> {
     let (seed, models, figdir) = start(ctx, ID)?;
     let quick = ctx.opts.quick;
     let (n, count) = if quick { (128, 2) } else { (256, 8) };
-    let (windows, context, sentences) = if quick { (1, 64, 12) } else { (2, 256, 100) };
+    let (windows, context, sentences, _) = probe_sizes(quick);
     let mut body = format!(
         "Calibration: {count} Brown passages of {n} tokens per model ({} activations; the rule's 4,096 did not \
          fit the 2-core budget; news held out). Every block's MLP keeps 1/2 or 1/4 of its hidden units, the \
@@ -277,11 +273,7 @@ pub(crate) fn run(ctx: &mut Ctx) -> Result<Outcome> {
         let mut pts_fit = Vec::new();
         for &dv in &DIVISORS {
             let (df, fit) = {
-                let model = if m.causal() {
-                    ctx.decoder()?
-                } else {
-                    ctx.encoder()?
-                };
+                let model = m.weights(ctx)?;
                 mlp_students(model, &blocks, &grams, dv)?
             };
             let sp = ctx.spinner(&format!("{ID}: {} students at 1/{dv}", m.name));

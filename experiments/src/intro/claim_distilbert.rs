@@ -12,7 +12,7 @@ use std::fmt::Write as _;
 
 use super::claim_5_distill::{calibrate, mlp_students};
 use crate::aecl::common::{figure, start};
-use crate::aecl::compress::{all_factors, block_linears_where, mean, Scorer};
+use crate::aecl::compress::{all_factors, block_linears_where, mean, probe_sizes, Scorer};
 use crate::plot::Series;
 use crate::report::{Outcome, Verdict};
 use crate::Ctx;
@@ -47,7 +47,7 @@ pub(crate) fn run(ctx: &mut Ctx) -> Result<Outcome> {
     let (seed, models, figdir) = start(ctx, ID)?;
     let quick = ctx.opts.quick;
     let (n, count) = if quick { (128, 2) } else { (256, 8) };
-    let (windows, context, sentences) = if quick { (1, 64, 12) } else { (2, 256, 100) };
+    let (windows, context, sentences, _) = probe_sizes(quick);
     // The quoted figures.
     let params = 340.0 / 66.0;
     let bytes = 1.3e9 / 260e6;
@@ -77,11 +77,7 @@ pub(crate) fn run(ctx: &mut Ctx) -> Result<Outcome> {
         let scorer = Scorer::new(ctx, m, windows, context, sentences)?;
         let (blocks, grams) = calibrate(ctx, m, n, count, seed)?;
         let (attn, n_params) = {
-            let model = if m.causal() {
-                ctx.decoder()?
-            } else {
-                ctx.encoder()?
-            };
+            let model = m.weights(ctx)?;
             (
                 block_linears_where(model, 1, |r| {
                     matches!(r, Role::Query | Role::Key | Role::Value | Role::AttnOutput)
@@ -109,11 +105,7 @@ pub(crate) fn run(ctx: &mut Ctx) -> Result<Outcome> {
         let speedup =
             (2.0 * teacher_block as f64 + attn_flops) / (2.0 * student_block as f64 + attn_flops);
         let (_, fitted) = {
-            let model = if m.causal() {
-                ctx.decoder()?
-            } else {
-                ctx.encoder()?
-            };
+            let model = m.weights(ctx)?;
             mlp_students(model, &blocks, &grams, MLP_DIVISOR)?
         };
         let sp = ctx.spinner(&format!("{ID}: {} attention SVDs", m.name));

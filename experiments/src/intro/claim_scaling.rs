@@ -12,7 +12,7 @@ use std::fmt::Write as _;
 
 use crate::aecl::common::{quantile, rng, start, Loaded};
 use crate::aecl::compress::{
-    all_factors, apply_all, block_linears, mean, Factors, Linear, Method, Scorer,
+    all_factors, apply_all, block_linears, mean, probe_sizes, Factors, Linear, Method, Scorer,
 };
 use crate::plot::{Chart, Series};
 use crate::report::{Outcome, Verdict};
@@ -214,11 +214,7 @@ pub(crate) fn linears_and_factors(
     every: usize,
     methods: &[Method],
 ) -> Result<(Vec<Linear>, Vec<Factors>)> {
-    let model = if m.causal() {
-        ctx.decoder()?
-    } else {
-        ctx.encoder()?
-    };
+    let model = m.weights(ctx)?;
     let lins = block_linears(model, every)?;
     let max_frac = methods
         .iter()
@@ -321,11 +317,7 @@ pub(crate) fn run(ctx: &mut Ctx) -> Result<Outcome> {
     let (seed, models, figdir) = start(ctx, ID)?;
     let quick = ctx.opts.quick;
     // SmolLM2 windows × context, MiniLM sentences, compressed blocks (every n-th).
-    let (windows, context, sentences, every) = if quick {
-        (1, 64, 12, 3)
-    } else {
-        (2, 256, 100, 1)
-    };
+    let (windows, context, sentences, every) = probe_sizes(quick);
     let methods = menu(quick, true);
     let mut body = format!(
         "Every block linear (Q, K, V, output, MLP up/gate/down) of {} compressed with one setting at a \

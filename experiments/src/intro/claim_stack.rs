@@ -11,7 +11,9 @@ use serde_json::json;
 use std::fmt::Write as _;
 
 use crate::aecl::common::{figure, start};
-use crate::aecl::compress::{block_linears, mean, paired_diff, quantize_group, Linear, Scorer};
+use crate::aecl::compress::{
+    block_linears, mean, paired_diff, probe_sizes, quantize_group, Linear, Scorer,
+};
 use crate::pipe::claim_thm1::magnitude_prune;
 use crate::plot::Series;
 use crate::report::{Outcome, Verdict};
@@ -115,11 +117,7 @@ fn verdict_of(rows: &[Row], models: &[&str]) -> Verdict {
 pub(crate) fn run(ctx: &mut Ctx) -> Result<Outcome> {
     let (seed, models, figdir) = start(ctx, ID)?;
     let quick = ctx.opts.quick;
-    let (windows, context, sentences, every) = if quick {
-        (1, 64, 12, 3)
-    } else {
-        (2, 256, 100, 1)
-    };
+    let (windows, context, sentences, every) = probe_sizes(quick);
     let mut body = format!(
         "Every block linear of {} compressed at three sizes (zero fraction, bits): {SIZES:?}. Stated order \
          Q(P(·)): magnitude pruning, then g32 asymmetric quantisation of the surviving values (groups of 32 \
@@ -140,11 +138,7 @@ pub(crate) fn run(ctx: &mut Ctx) -> Result<Outcome> {
     for (mi, m) in models.iter().enumerate() {
         let scorer = Scorer::new(ctx, m, windows, context, sentences)?;
         let lins = {
-            let model = if m.causal() {
-                ctx.decoder()?
-            } else {
-                ctx.encoder()?
-            };
+            let model = m.weights(ctx)?;
             block_linears(model, every)?
         };
         let base = scorer.units(m, &Overrides::new())?;
