@@ -193,7 +193,7 @@ pub(crate) fn run(ctx: &mut Ctx) -> Result<Outcome> {
     for (pi, p) in pools.iter().enumerate() {
         for (k, &l) in p.layers.iter().enumerate() {
             let (meanabs, maxabs) = token_stats(&p.values[k], p.d);
-            for (fi, (fname, v)) in [("mean|x|", &meanabs), ("max|x|", &maxabs)]
+            for (fi, (fname, v)) in [("mean abs", &meanabs), ("max abs", &maxabs)]
                 .into_iter()
                 .enumerate()
             {
@@ -322,7 +322,7 @@ pub(crate) fn run(ctx: &mut Ctx) -> Result<Outcome> {
          200,000 tokens; SmolLM2 forward passes on 2 shared cores allow about a thousand in the time \
          budget, so the pool is treated as the population: E f = its mean, R = its range, and draws \
          are i.i.d. with replacement from it (exactly the theorem's setting, so a violation would be \
-         a bug). f = per-token mean |x| and max |x| of the block's input. ε = {EPS_SD:?} × the pool \
+         a bug). f = per-token mean abs(x) and max abs(x) of the block's input. ε = {EPS_SD:?} × the pool \
          standard deviation of f; {draws} draws per (n, ε); consecutive windows start uniformly \
          (n ≤ pool size only). The bound is capped at 1 when vacuous.\n",
         pool_txt.join("; ")
