@@ -121,8 +121,22 @@ def main():
         print("| " + " | ".join(row) + " |")
         if i == 0:
             print("|" + "---|" * len(row))
+    # Peak memory of a perplexity run (context 512 over 2,048 tokens of Brown news) against twice
+    # the dequantised model size (the bound); the text is the news category's opening.
+    ppl_text = os.path.join(tmp, "news.txt")
+    open(ppl_text, "w").write(brown_prompt(a.claimlab, 4000)[0])
+    out, wall, rss = run_measured([a.claimlab, "--json", "perplexity", "--model", q41, "--context", "512",
+                                   "--max-tokens", "2048", ppl_text], env)
+    ppl = json.loads(out)
+    f32_mib = os.path.getsize(f32) / 2**20
+    print(f"\nperplexity run: {ppl['scored_tokens']} tokens, context 512, {ppl['perplexity']:.2f} perplexity, "
+          f"{ppl['scored_tokens'] / ppl['seconds']:.0f} tokens/s, peak RSS {rss:.0f} MiB; "
+          f"dequantised model {f32_mib:.0f} MiB, bound 2x = {2 * f32_mib:.0f} MiB: "
+          f"{'within' if rss < 2 * f32_mib else 'OVER'}")
     if a.json:
-        json.dump({"threads": a.threads, "decode": a.decode, "repeats": a.repeats, "results": best},
+        json.dump({"threads": a.threads, "decode": a.decode, "repeats": a.repeats, "results": best,
+                   "perplexity_run": dict(ppl, peak_rss_mib=rss, wall_seconds=wall,
+                                          dequantised_mib=f32_mib)},
                   open(a.json, "w"), indent=2)
 
 
