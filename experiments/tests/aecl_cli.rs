@@ -1,54 +1,17 @@
 //! `claimlab run` on the attention energy concentration claims (`papers/aecl.md`), quick mode on
 //! the real pinned models: every verdict is computed (not `failed`) and the figures are written.
 
-use std::path::PathBuf;
-use std::process::Command;
-
-fn tmpdir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("claimlab-aecl-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
+mod common;
 
 #[test]
 fn aecl_claims_run_quick_on_real_weights() {
-    let d = tmpdir("quick");
     let ids = ["aecl-2", "aecl-3.energy"];
-    let out = Command::new(env!("CARGO_BIN_EXE_claimlab"))
-        .arg("run")
-        .args(ids)
-        .args(["--quick", "--quiet", "--out"])
-        .arg(&d)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let js: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(d.join("report.json")).unwrap()).unwrap();
+    let (d, js) = common::run_claims_quick("aecl", &ids);
     for id in ids {
-        let o = js["outcomes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|o| o["id"] == id)
-            .unwrap_or_else(|| panic!("{id} missing"));
-        let v = o["verdict"].as_str().unwrap();
-        assert!(
-            ["supported", "refuted", "inconclusive"].contains(&v),
-            "{id}: {v}: {}",
-            o["why"]
-        );
-        assert!(!o["why"].as_str().unwrap().is_empty());
+        common::assert_verdict(&js, id);
     }
     for fig in ["aecl-2_funnel", "aecl-3.energy_fraction"] {
-        assert!(
-            d.join("figures").join(format!("{fig}.png")).is_file(),
-            "{fig}.png"
-        );
+        common::assert_figure(&d, fig);
     }
     let _ = std::fs::remove_dir_all(&d);
 }

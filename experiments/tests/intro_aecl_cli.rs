@@ -2,15 +2,7 @@
 //! quick mode on the real pinned models: every verdict is computed (not `failed`), its reason
 //! carries numbers, and each claim's figure is written.
 
-use std::path::PathBuf;
-use std::process::Command;
-
-fn tmpdir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("claimlab-intro-aecl-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
+mod common;
 
 /// (claim id, one figure stem it must write).
 const CLAIMS: [(&str, &str); 8] = [
@@ -26,40 +18,13 @@ const CLAIMS: [(&str, &str); 8] = [
 
 /// Runs `ids` in quick mode and checks every verdict, reason and figure.
 fn run_quick(tag: &str, claims: &[(&str, &str)]) {
-    let d = tmpdir(tag);
-    let out = Command::new(env!("CARGO_BIN_EXE_claimlab"))
-        .arg("run")
-        .args(claims.iter().map(|c| c.0))
-        .args(["--quick", "--quiet", "--out"])
-        .arg(&d)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let js: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(d.join("report.json")).unwrap()).unwrap();
+    let ids: Vec<&str> = claims.iter().map(|c| c.0).collect();
+    let (d, js) = common::run_claims_quick(&format!("intro-aecl-{tag}"), &ids);
     for &(id, fig) in claims {
-        let o = js["outcomes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|o| o["id"] == id)
-            .unwrap_or_else(|| panic!("{id} missing"));
-        let v = o["verdict"].as_str().unwrap();
-        assert!(
-            ["supported", "refuted", "inconclusive"].contains(&v),
-            "{id}: {v}: {}",
-            o["why"]
-        );
-        let why = o["why"].as_str().unwrap();
+        common::assert_verdict(&js, id);
+        let why = common::outcome(&js, id)["why"].as_str().unwrap_or_default();
         assert!(why.chars().any(|c| c.is_ascii_digit()), "{id}: {why}");
-        assert!(
-            d.join("figures").join(format!("{fig}.png")).is_file(),
-            "{fig}.png"
-        );
+        common::assert_figure(&d, fig);
     }
     let _ = std::fs::remove_dir_all(&d);
 }

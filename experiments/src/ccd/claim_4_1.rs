@@ -56,7 +56,7 @@ fn pmf_moments(centers: &[f64], probs: &[f64]) -> (f64, f64) {
 }
 
 /// Rows drawn without replacement (seeded), in file order, until at least `target` values.
-fn row_subsample(w: &[f32], cols: usize, target: usize, seed: u64) -> Vec<f32> {
+pub(crate) fn row_subsample(w: &[f32], cols: usize, target: usize, seed: u64) -> Vec<f32> {
     let rows = w.len() / cols;
     let want = target.div_ceil(cols).min(rows);
     if want == rows {

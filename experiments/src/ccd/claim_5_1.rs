@@ -8,14 +8,12 @@
 use anyhow::{Context as _, Result};
 use claimlab_ratedist as rd;
 use claimlab_weights::{DType, Param};
-use rand::seq::index::sample;
-use rand::SeedableRng as _;
-use rand_xoshiro::Xoshiro256PlusPlus;
 use rayon::prelude::*;
 use serde_json::json;
 use std::fmt::Write as _;
 
 use super::claim_3_1::model_symmetry;
+use super::claim_4_1::row_subsample;
 use crate::aecl::common::{claim_seed, spearman_test};
 use crate::plot::{Chart, Series};
 use crate::report::{Outcome, Verdict};
@@ -120,21 +118,6 @@ struct Point {
     r_d: f64,
     /// log2 of the measured ratio C.
     log2_c: f64,
-}
-
-/// Rows drawn without replacement (seeded), in file order, until at least `target` values.
-fn row_subsample(w: &[f32], cols: usize, target: usize, seed: u64) -> Vec<f32> {
-    let rows = w.len() / cols;
-    let want = target.div_ceil(cols).min(rows);
-    if want == rows {
-        return w.to_vec();
-    }
-    let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
-    let mut idx = sample(&mut rng, rows, want).into_vec();
-    idx.sort_unstable();
-    idx.iter()
-        .flat_map(|&r| w[r * cols..(r + 1) * cols].iter().copied())
-        .collect()
 }
 
 /// The rule: refuted if some point is below the formula or C falls with R (ρ < −0.5) while the
