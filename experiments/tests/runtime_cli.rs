@@ -138,7 +138,7 @@ fn convert_to_f32_keeps_the_model_exactly_and_q8_0_nearly() {
             "{ty}: perplexity {ppl} against {base}"
         );
     }
-    // Refusals are clean errors: a safetensors input, and overwriting the input.
+    // Overwriting the input is refused with a clean error (exit status 2, no panic).
     let f32_path = dir.join("smollm2-f32.gguf");
     let err = common::failed(
         &claimlab()
