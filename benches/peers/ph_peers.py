@@ -29,11 +29,12 @@ def ensure(pkg, module):
 def reference_dir():
     here = os.path.dirname(os.path.abspath(__file__))
     for cand in [os.environ.get("CLAIMLAB_REFERENCE_DIR"),
+                 os.path.join(here, "..", "..", "tests", "reference"),
                  os.path.join(here, "..", "..", "..", "shared", "reference"),
                  os.path.join(here, "..", "..", "shared", "reference")]:
         if cand and os.path.isdir(os.path.join(cand, "ph")):
             return os.path.join(cand, "ph")
-    sys.exit("cannot find shared/reference/ph (set CLAIMLAB_REFERENCE_DIR)")
+    sys.exit("cannot find tests/reference/ph (set CLAIMLAB_REFERENCE_DIR)")
 
 
 def synthetic_diagram(n, a, b):

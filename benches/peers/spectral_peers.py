@@ -38,11 +38,12 @@ def ensure(pkg, module):
 def reference_dir():
     here = os.path.dirname(os.path.abspath(__file__))
     for cand in [os.environ.get("CLAIMLAB_REFERENCE_DIR"),
+                 os.path.join(here, "..", "..", "tests", "reference"),
                  os.path.join(here, "..", "..", "..", "shared", "reference"),
                  os.path.join(here, "..", "..", "shared", "reference")]:
         if cand and os.path.isdir(os.path.join(cand, "spectral")):
             return os.path.join(cand, "spectral")
-    sys.exit("cannot find shared/reference/spectral (set CLAIMLAB_REFERENCE_DIR)")
+    sys.exit("cannot find tests/reference/spectral (set CLAIMLAB_REFERENCE_DIR)")
 
 
 class SplitMix64:

@@ -2,7 +2,7 @@
 //!
 //! - [`rng`]: the one seeded, portable generator tests use (`Xoshiro256PlusPlus`).
 //! - [`reference_dir`], [`read_column`], [`read_rows`], [`read_json`]: the loader for the reference
-//!   values in `../shared/reference/` (plain text, one number or one row per line; JSON beside them).
+//!   values in `tests/reference/` (a copy of `../shared/reference/`) (plain text, one number or one row per line; JSON beside them).
 //! - [`assert_slice_close`]: element-wise closeness that reports the worst index.
 //!
 //! Nothing here is meant for library code: area crates list it under `[dev-dependencies]` only.
@@ -19,10 +19,11 @@ pub fn rng(seed: u64) -> Xoshiro256PlusPlus {
     Xoshiro256PlusPlus::seed_from_u64(seed)
 }
 
-/// The directory of reference values shipped beside the repository (`../shared/reference`).
+/// The directory of reference values from established tools.
 ///
-/// Looks, in order, at `$CLAIMLAB_REFERENCE_DIR`, then `shared/reference` in the workspace root and
-/// each of its ancestors.
+/// Looks, in order, at `$CLAIMLAB_REFERENCE_DIR`, then the copy committed in the repository
+/// (`tests/reference`, so a fresh clone anywhere has it), then `shared/reference` beside the
+/// workspace root or any of its ancestors.
 ///
 /// # Panics
 /// When no such directory exists: tests that need reference data cannot run without it.
@@ -34,12 +35,18 @@ pub fn reference_dir() -> PathBuf {
     }
     let here = Path::new(env!("CARGO_MANIFEST_DIR"));
     for anc in here.ancestors() {
+        let in_repo = anc.join("tests").join("reference");
+        if in_repo.join("README.md").is_file() {
+            return in_repo;
+        }
+    }
+    for anc in here.ancestors() {
         let cand = anc.join("shared").join("reference");
         if cand.is_dir() {
             return cand;
         }
     }
-    panic!("reference directory not found: set CLAIMLAB_REFERENCE_DIR or place shared/reference beside the repository");
+    panic!("reference directory not found: set CLAIMLAB_REFERENCE_DIR, or restore tests/reference in the repository");
 }
 
 /// Reads a file of one number per line (blank lines and `#` comments skipped).
