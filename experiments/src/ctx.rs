@@ -8,7 +8,7 @@ use anyhow::{Context as _, Result};
 use claimlab_weights::{Architecture, BrownDoc, Cache, Model, Pinned, BROWN_SHA256};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::report::InputFile;
+use crate::report::{InputFile, Outcome};
 
 /// Key of the `--model` model in the table of opened models.
 const USER: &str = "user";
@@ -56,6 +56,9 @@ pub struct Ctx {
     brown: Option<Vec<BrownDoc>>,
     inputs: Vec<InputFile>,
     progress: MultiProgress,
+    /// Outcomes computed in this run, by claim id: a claim that another claim re-uses (the sys
+    /// summaries read the ccd theorems) runs once per context.
+    outcomes: BTreeMap<String, Outcome>,
 }
 
 impl Ctx {
@@ -77,6 +80,7 @@ impl Ctx {
             brown: None,
             inputs: Vec::new(),
             progress,
+            outcomes: BTreeMap::new(),
         };
         if let Some(p) = ctx.opts.model.clone() {
             let m = Model::open(&p).with_context(|| format!("opening --model {}", p.display()))?;
@@ -205,6 +209,18 @@ impl Ctx {
         pb.set_message(msg.to_string());
         pb.enable_steady_tick(Duration::from_millis(120));
         pb
+    }
+
+    /// The outcome of claim `id` if it already ran in this context.
+    #[must_use]
+    pub fn outcome(&self, id: &str) -> Option<&Outcome> {
+        self.outcomes.get(id)
+    }
+
+    /// Remembers an outcome so that later readers of the same claim re-use it instead of running
+    /// the experiment again (a context has one set of options, so the id is the whole key).
+    pub fn remember(&mut self, outcome: &Outcome) {
+        self.outcomes.insert(outcome.id.clone(), outcome.clone());
     }
 
     /// The input files read so far, with their hashes.

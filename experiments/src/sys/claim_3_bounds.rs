@@ -3,12 +3,10 @@
 //! own experiment in this process.
 //!
 //! This file also holds what the other Project-1 summary claims share: [`outcome_of`] (another
-//! claim's outcome, run once per process and option set), [`restated`] (a claim that only repeats
+//! claim's outcome, run once per context), [`restated`] (a claim that only repeats
 //! another, reported under its own id) and [`aggregate`] (a verdict combined from several claims).
 
 use std::fmt::Write as _;
-use std::path::PathBuf;
-use std::sync::Mutex;
 use std::time::Instant;
 
 use anyhow::{anyhow, Context as _, Result};
@@ -25,47 +23,15 @@ const PARTS: [&str; 8] = [
 /// The bounds that carry the performance promise: any of them refuted refutes the claim.
 const REFUTING: [&str; 4] = ["ccd-4.1", "ccd-5.1", "ccd-6.1", "ccd-8.1"];
 
-/// What identifies one run of a claim: its id and every option that changes its outcome.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct MemoKey {
-    id: String,
-    seed: u64,
-    quick: bool,
-    model: Option<PathBuf>,
-    cache_dir: Option<PathBuf>,
-    out_dir: PathBuf,
-}
-
-/// Outcomes already computed in this process. `Ctx` (owned by the runner) has no slot for them, so
-/// the summary claims keep their own: `claimlab run sys` then runs each ccd experiment once even
-/// though several summary claims read it. Keyed by every option, so a second context with other
-/// options (tests run in parallel) never sees a foreign outcome.
-static MEMO: Mutex<Vec<(MemoKey, Outcome)>> = Mutex::new(Vec::new());
-
-fn memo_key(ctx: &Ctx, id: &str) -> MemoKey {
-    MemoKey {
-        id: id.to_string(),
-        seed: ctx.opts.seed,
-        quick: ctx.opts.quick,
-        model: ctx.opts.model.clone(),
-        cache_dir: ctx.opts.cache_dir.clone(),
-        out_dir: ctx.opts.out_dir.clone(),
-    }
-}
-
 /// The outcome of claim `id` under the context's options: its registered experiment, run at most
-/// once per process and option set (`wall_s` holds the first run's time). A claim with no
+/// once per context ([`Ctx::remember`]; `wall_s` holds the first run's time). A claim with no
 /// experiment yet gives a `NotImplemented` outcome, never a guessed verdict.
 ///
 /// # Errors
 /// When `id` is not in the registry, or its experiment fails (with the id as context).
 pub(crate) fn outcome_of(ctx: &mut Ctx, id: &str) -> Result<Outcome> {
-    let key = memo_key(ctx, id);
-    {
-        let memo = MEMO.lock().map_err(|_| anyhow!("outcome memo poisoned"))?;
-        if let Some((_, o)) = memo.iter().find(|(k, _)| *k == key) {
-            return Ok(o.clone());
-        }
+    if let Some(o) = ctx.outcome(id) {
+        return Ok(o.clone());
     }
     let claim = CLAIMS
         .iter()
@@ -80,12 +46,10 @@ pub(crate) fn outcome_of(ctx: &mut Ctx, id: &str) -> Result<Outcome> {
             "no experiment yet",
         ));
     };
-    // The lock is not held here: the experiment may itself ask for other outcomes.
     let t0 = Instant::now();
     let mut o = run(ctx).with_context(|| format!("running {id}"))?;
     o.wall_s = t0.elapsed().as_secs_f64();
-    let mut memo = MEMO.lock().map_err(|_| anyhow!("outcome memo poisoned"))?;
-    memo.push((key, o.clone()));
+    ctx.remember(&o);
     Ok(o)
 }
 
@@ -299,14 +263,17 @@ mod tests {
     }
 
     #[test]
-    fn memo_keys_differ_by_options() {
-        let mut a = crate::CtxOptions::default();
-        let ctx_a = Ctx::new(a.clone()).unwrap();
-        a.quick = !a.quick;
-        let ctx_b = Ctx::new(a).unwrap();
-        assert_eq!(memo_key(&ctx_a, "x"), memo_key(&ctx_a, "x"));
-        assert_ne!(memo_key(&ctx_a, "x"), memo_key(&ctx_b, "x"));
-        assert_ne!(memo_key(&ctx_a, "x"), memo_key(&ctx_a, "y"));
+    fn outcomes_are_remembered_per_context() {
+        let opts = crate::CtxOptions {
+            out_dir: std::env::temp_dir().join("claimlab-sys3-memo"),
+            ..Default::default()
+        };
+        let mut a = Ctx::new(opts.clone()).unwrap();
+        let b = Ctx::new(opts).unwrap();
+        assert!(a.outcome("ccd-9.ratio").is_none());
+        let o = outcome_of(&mut a, "ccd-9.ratio").unwrap();
+        assert_eq!(a.outcome("ccd-9.ratio").map(|r| r.why.clone()), Some(o.why));
+        assert!(b.outcome("ccd-9.ratio").is_none());
     }
 
     #[test]
