@@ -128,6 +128,69 @@ pub(crate) fn vuong(l1: &[f64], l2: &[f64], nested: bool) -> (f64, f64, f64) {
     (r, r / (n * var).sqrt(), p)
 }
 
+/// The best of several Nelder-Mead runs (lowest objective) and the iterations of all of them.
+pub(crate) fn best_of_starts(
+    obj: impl Fn(&[f64]) -> f64,
+    starts: &[[f64; 2]],
+    step: &[f64; 2],
+    method: &'static str,
+) -> Result<(crate::optimize::NmResult, usize)> {
+    let mut best: Option<crate::optimize::NmResult> = None;
+    let mut iters = 0;
+    for s in starts {
+        let r = nelder_mead(&obj, s, step);
+        iters += r.iterations;
+        if best.as_ref().is_none_or(|b| r.f < b.f) {
+            best = Some(r);
+        }
+    }
+    let best = best.ok_or(Error::NoConvergence {
+        method,
+        iterations: 0,
+    })?;
+    Ok((best, iters))
+}
+
+/// Everything a fitted alternative contributes to a [`LikelihoodRatio`].
+pub(crate) struct FittedAlternative {
+    pub(crate) alternative: Alternative,
+    pub(crate) params: AlternativeParams,
+    pub(crate) iterations: usize,
+    pub(crate) nested: bool,
+    pub(crate) converged: bool,
+}
+
+/// The likelihood-ratio record from per-point log-likelihoods of the power law (`lpl`) and of the
+/// fitted alternative (`la`), refusing a non-finite alternative likelihood.
+pub(crate) fn assemble(
+    fit: FittedAlternative,
+    lpl: &[f64],
+    la: &[f64],
+    ll_pl: f64,
+    method: &'static str,
+) -> Result<LikelihoodRatio> {
+    let log_likelihood: f64 = la.iter().sum();
+    if !log_likelihood.is_finite() {
+        return Err(Error::NoConvergence {
+            method,
+            iterations: fit.iterations,
+        });
+    }
+    let (ratio, normalized_ratio, p_value) = vuong(lpl, la, fit.nested);
+    Ok(LikelihoodRatio {
+        alternative: fit.alternative,
+        params: fit.params,
+        log_likelihood,
+        log_likelihood_power_law: ll_pl,
+        ratio,
+        normalized_ratio,
+        p_value,
+        nested: fit.nested,
+        iterations: fit.iterations,
+        converged: fit.converged,
+    })
+}
+
 const LN_SQRT_2PI: f64 = 0.918_938_533_204_672_8;
 
 /// Per-point log-density of the lognormal truncated to `x ≥ xmin`.
@@ -286,19 +349,7 @@ pub fn compare_power_law(
             let obj = |q: &[f64]| -total(x, truncated_ll(xmin, q[0], q[1].exp()));
             // two starts: a strong cutoff near the scale of the data, and a weak one
             let starts = [[alpha, (1.0 / mean_x).ln()], [alpha, (1e-3 / mean_x).ln()]];
-            let mut best: Option<crate::optimize::NmResult> = None;
-            let mut iters = 0;
-            for s in starts {
-                let r = nelder_mead(obj, &s, &[0.1, 0.5]);
-                iters += r.iterations;
-                if best.as_ref().is_none_or(|b| r.f < b.f) {
-                    best = Some(r);
-                }
-            }
-            let r = best.ok_or(Error::NoConvergence {
-                method: "truncated power-law fit",
-                iterations: 0,
-            })?;
+            let (r, iters) = best_of_starts(obj, &starts, &[0.1, 0.5], "truncated power-law fit")?;
             if !(-r.f > ll_pl) {
                 // the supremum is the power law itself (λ → 0)
                 la = lpl.clone();
@@ -320,26 +371,20 @@ pub fn compare_power_law(
             }
         }
     };
-    let log_likelihood: f64 = la.iter().sum();
-    if !log_likelihood.is_finite() {
-        return Err(Error::NoConvergence {
-            method: "alternative maximum-likelihood fit",
-            iterations,
-        });
-    }
-    let (ratio, normalized_ratio, p_value) = vuong(&lpl, &la, nested);
-    Ok(LikelihoodRatio {
+    let fitted = FittedAlternative {
         alternative,
         params,
-        log_likelihood,
-        log_likelihood_power_law: ll_pl,
-        ratio,
-        normalized_ratio,
-        p_value,
-        nested,
         iterations,
+        nested,
         converged,
-    })
+    };
+    assemble(
+        fitted,
+        &lpl,
+        &la,
+        ll_pl,
+        "alternative maximum-likelihood fit",
+    )
 }
 
 /// Runs [`compare_power_law`] against every alternative in [`Alternative::ALL`].

@@ -21,7 +21,9 @@
 //! applied only where |d ln f/dk| ≤ [`EM_MAX_SLOPE`] and K ≥ xmin + [`EM_MIN_TERMS`], which keeps
 //! the neglected term below ~1e-10 of Z (checked against brute-force sums in the tests).
 
-use crate::compare::{vuong, Alternative, AlternativeParams, LikelihoodRatio};
+use crate::compare::{
+    assemble, best_of_starts, Alternative, AlternativeParams, FittedAlternative, LikelihoodRatio,
+};
 use crate::csn::{prepare, PowerLawConfig, PowerLawFit};
 use crate::error::{Error, Result};
 use crate::optimize::nelder_mead;
@@ -321,19 +323,12 @@ pub(crate) fn compare_discrete(
                 a * t.sum_ln + lambda * t.sum_x + t.n * z
             };
             let starts = [[alpha, (1.0 / mean_x).ln()], [alpha, (1e-3 / mean_x).ln()]];
-            let mut best: Option<crate::optimize::NmResult> = None;
-            let mut iters = 0;
-            for s in starts {
-                let r = nelder_mead(obj, &s, &[0.1, 0.5]);
-                iters += r.iterations;
-                if best.as_ref().is_none_or(|b| r.f < b.f) {
-                    best = Some(r);
-                }
-            }
-            let r = best.ok_or(Error::NoConvergence {
-                method: "discrete truncated power-law fit",
-                iterations: 0,
-            })?;
+            let (r, iters) = best_of_starts(
+                obj,
+                &starts,
+                &[0.1, 0.5],
+                "discrete truncated power-law fit",
+            )?;
             if !(-r.f > ll_pl) {
                 // the supremum is the discrete power law itself (λ → 0)
                 (
@@ -356,26 +351,20 @@ pub(crate) fn compare_discrete(
             }
         }
     };
-    let log_likelihood: f64 = la.iter().sum();
-    if !log_likelihood.is_finite() {
-        return Err(Error::NoConvergence {
-            method: "discrete alternative maximum-likelihood fit",
-            iterations,
-        });
-    }
-    let (ratio, normalized_ratio, p_value) = vuong(&lpl, &la, nested);
-    Ok(LikelihoodRatio {
+    let fitted = FittedAlternative {
         alternative,
         params,
-        log_likelihood,
-        log_likelihood_power_law: ll_pl,
-        ratio,
-        normalized_ratio,
-        p_value,
-        nested,
         iterations,
+        nested,
         converged,
-    })
+    };
+    assemble(
+        fitted,
+        &lpl,
+        &la,
+        ll_pl,
+        "discrete alternative maximum-likelihood fit",
+    )
 }
 
 #[cfg(test)]
