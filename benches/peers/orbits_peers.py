@@ -16,14 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
-
-
-def ensure(pkg, module):
-    try:
-        return __import__(module)
-    except ImportError:
-        subprocess.check_call([sys.executable, "-m", "pip", "install", "--quiet", pkg])
-        return __import__(module)
+from peerlib import ensure
 
 
 M12 = ["(1,2,3,4,5,6,7,8,9,10,11)", "(3,7,11,8)(4,10,5,6)", "(1,12)(2,11)(3,6)(4,8)(5,9)(7,10)"]

@@ -13,28 +13,10 @@ import os
 import subprocess
 import sys
 import time
+from peerlib import ensure, reference_dir
 
 CLOUDS = [("circle100", 2), ("sphere200", 2), ("torus400", 2), ("cube1000", 1)]
 DIAGRAM_POINTS = 5000
-
-
-def ensure(pkg, module):
-    try:
-        return __import__(module)
-    except ImportError:
-        subprocess.check_call([sys.executable, "-m", "pip", "install", "--quiet", pkg])
-        return __import__(module)
-
-
-def reference_dir():
-    here = os.path.dirname(os.path.abspath(__file__))
-    for cand in [os.environ.get("CLAIMLAB_REFERENCE_DIR"),
-                 os.path.join(here, "..", "..", "tests", "reference"),
-                 os.path.join(here, "..", "..", "..", "shared", "reference"),
-                 os.path.join(here, "..", "..", "shared", "reference")]:
-        if cand and os.path.isdir(os.path.join(cand, "ph")):
-            return os.path.join(cand, "ph")
-    sys.exit("cannot find tests/reference/ph (set CLAIMLAB_REFERENCE_DIR)")
 
 
 def synthetic_diagram(n, a, b):
@@ -82,7 +64,7 @@ def main():
     np = ensure("numpy", "numpy")
     ripser = ensure("ripser", "ripser")
     gudhi = ensure("gudhi", "gudhi")
-    ref = reference_dir()
+    ref = reference_dir("ph")
     print(f"# ripser {getattr(ripser, '__version__', '?')}, gudhi {gudhi.__version__}, best of {args.repeats}")
     print("| input | peer | wall s | cpu s |" + (" claimlab wall s | claimlab cpu s |" if args.claimlab else ""))
     print(f"# load average at start: {os.getloadavg()[0]:.1f} (1 min), {os.cpu_count()} CPUs")

@@ -20,30 +20,12 @@ import os
 import subprocess
 import sys
 import time
+from peerlib import ensure, reference_dir
 
 PARETO_SEED = 2024   # as PARETO_SEED in benches/benches/spectral.rs
 PARETO_ALPHA = 2.5
 SVD_SHAPE = (768, 3072)
 MASK = (1 << 64) - 1
-
-
-def ensure(pkg, module):
-    try:
-        return __import__(module)
-    except ImportError:
-        subprocess.check_call([sys.executable, "-m", "pip", "install", "--quiet", pkg])
-        return __import__(module)
-
-
-def reference_dir():
-    here = os.path.dirname(os.path.abspath(__file__))
-    for cand in [os.environ.get("CLAIMLAB_REFERENCE_DIR"),
-                 os.path.join(here, "..", "..", "tests", "reference"),
-                 os.path.join(here, "..", "..", "..", "shared", "reference"),
-                 os.path.join(here, "..", "..", "shared", "reference")]:
-        if cand and os.path.isdir(os.path.join(cand, "spectral")):
-            return os.path.join(cand, "spectral")
-    sys.exit("cannot find tests/reference/spectral (set CLAIMLAB_REFERENCE_DIR)")
 
 
 class SplitMix64:
@@ -99,7 +81,7 @@ def main():
           f"python {sys.version.split()[0]}, "
           f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}")
 
-    ref = reference_dir()
+    ref = reference_dir("spectral")
     inputs = [
         ("ref_pareto", np.loadtxt(os.path.join(ref, "pareto_alpha2.5_xmin1_n1000_seed5.txt"))),
         ("ref_pareto", np.loadtxt(os.path.join(ref, "pareto_alpha2.5_xmin1_n10000_seed1.txt"))),
