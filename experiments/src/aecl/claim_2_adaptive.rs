@@ -11,7 +11,9 @@ use std::fmt::Write as _;
 
 use super::claim_2::measure;
 use super::common::{figure, start};
-use super::compress::{all_factors, block_linears, mean, paired_diff, probe_sizes, Scorer};
+use super::compress::{
+    all_factors, block_linears, margin_verdict, mean, paired_diff, probe_sizes, Scorer,
+};
 use crate::plot::Series;
 use crate::report::{Outcome, Verdict};
 use crate::Ctx;
@@ -126,13 +128,7 @@ struct Row {
 }
 
 fn verdict_of(funnel: &[&Row]) -> Verdict {
-    if funnel.iter().any(|r| r.diff_vs_uniform > SE_MARGIN * r.se) {
-        Verdict::Refuted
-    } else if funnel.iter().all(|r| r.diff_vs_uniform < -SE_MARGIN * r.se) {
-        Verdict::Supported
-    } else {
-        Verdict::Inconclusive
-    }
+    margin_verdict(funnel.iter().map(|r| (r.diff_vs_uniform, r.se)), SE_MARGIN)
 }
 
 pub(crate) fn run(ctx: &mut Ctx) -> Result<Outcome> {

@@ -14,6 +14,7 @@ use rayon::prelude::*;
 
 use super::common::{rng, Loaded, Net, Probe};
 use crate::pipe::claim_thm1::magnitude_prune;
+use crate::report::Verdict;
 use crate::Ctx;
 
 /// Values per quantisation group (one scale and one zero point each).
@@ -413,6 +414,25 @@ pub(crate) fn paired_diff(
     (mean(&d), bootstrap_se(&d, block, resamples, seed))
 }
 
+/// The verdict of "the new method has lower loss" from paired (loss difference, standard error)
+/// pairs: refuted if any difference is worse by more than `margin` standard errors, supported if
+/// every one is better by more than `margin`, inconclusive otherwise (and with no pairs).
+pub(crate) fn margin_verdict(pairs: impl IntoIterator<Item = (f64, f64)>, margin: f64) -> Verdict {
+    let (mut any_worse, mut all_better, mut n) = (false, true, 0usize);
+    for (diff, se) in pairs {
+        n += 1;
+        any_worse |= diff > margin * se;
+        all_better &= diff < -margin * se;
+    }
+    if any_worse {
+        Verdict::Refuted
+    } else if all_better && n > 0 {
+        Verdict::Supported
+    } else {
+        Verdict::Inconclusive
+    }
+}
+
 /// Moving-block bootstrap standard error of the mean of `d`.
 pub(crate) fn bootstrap_se(d: &[f64], block: usize, resamples: usize, seed: u64) -> f64 {
     let n = d.len();
@@ -442,6 +462,25 @@ pub(crate) fn bootstrap_se(d: &[f64], block: usize, resamples: usize, seed: u64)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn margin_verdict_rules() {
+        // (difference, standard error): negative means the new method has lower loss.
+        assert_eq!(
+            margin_verdict([(-3.0, 1.0), (-2.5, 1.0)], 2.0),
+            Verdict::Supported
+        );
+        assert_eq!(
+            margin_verdict([(-3.0, 1.0), (2.5, 1.0)], 2.0),
+            Verdict::Refuted
+        );
+        assert_eq!(
+            margin_verdict([(-3.0, 1.0), (-1.0, 1.0)], 2.0),
+            Verdict::Inconclusive
+        );
+        assert_eq!(margin_verdict([(2.0, 1.0)], 2.0), Verdict::Inconclusive);
+        assert_eq!(margin_verdict([], 2.0), Verdict::Inconclusive);
+    }
 
     #[test]
     fn factors_reconstruct_low_rank_exactly() {

@@ -14,7 +14,7 @@ use serde_json::json;
 use std::fmt::Write as _;
 
 use crate::aecl::common::{figure, mlp_activations, prune_mlp_overrides, start, Loaded};
-use crate::aecl::compress::{mean, paired_diff, probe_sizes, top_units, Scorer};
+use crate::aecl::compress::{margin_verdict, mean, paired_diff, probe_sizes, top_units, Scorer};
 use crate::plot::Series;
 use crate::report::{Outcome, Verdict};
 use crate::Ctx;
@@ -234,13 +234,7 @@ struct Row {
 }
 
 fn verdict_of(rows: &[Row]) -> Verdict {
-    if rows.iter().any(|r| r.diff > SE_MARGIN * r.se) {
-        Verdict::Refuted
-    } else if rows.iter().all(|r| r.diff < -SE_MARGIN * r.se) {
-        Verdict::Supported
-    } else {
-        Verdict::Inconclusive
-    }
+    margin_verdict(rows.iter().map(|r| (r.diff, r.se)), SE_MARGIN)
 }
 
 pub(crate) fn run(ctx: &mut Ctx) -> Result<Outcome> {
