@@ -275,26 +275,10 @@ pub(crate) fn tiny_run(ctx: &mut Ctx) -> Result<Arc<TinyRun>> {
         let dec = ctx.decoder()?;
         let llama = LlamaModel::load(dec)?;
         let tok = TextTokenizer::for_model(dec)?;
-        let roles: HashMap<String, Role> = dec
-            .tensors()
-            .iter()
-            .map(|t| (t.name.clone(), t.role))
-            .collect();
         let shapes: Vec<Vec<usize>> = dec.tensors().iter().map(|t| t.shape.clone()).collect();
         let vocab = llama.config().vocab_size;
         let (nl, nh) = (llama.config().n_layers, llama.config().n_heads);
-        let params: Vec<(String, Role, Vec<f32>)> = llama
-            .param_names()
-            .map(str::to_string)
-            .collect::<Vec<_>>()
-            .into_iter()
-            .filter_map(|n| {
-                llama.param(&n).map(|(_, v)| {
-                    let r = roles.get(&n).copied().unwrap_or(Role::Other);
-                    (n, r, v.to_vec())
-                })
-            })
-            .collect();
+        let params = owned_params(dec, llama.param_names(), |n| llama.param(n).map(|p| p.1));
         let n: u64 = params.iter().map(|p| p.2.len() as u64).sum();
         let loaded = Loaded {
             name: "SmolLM2",
@@ -334,11 +318,6 @@ pub(crate) fn tiny_run(ctx: &mut Ctx) -> Result<Arc<TinyRun>> {
         let enc = ctx.encoder()?;
         let bert = BertModel::load(enc)?;
         let tok = TextTokenizer::for_model(enc)?;
-        let roles: HashMap<String, Role> = enc
-            .tensors()
-            .iter()
-            .map(|t| (t.name.clone(), t.role))
-            .collect();
         let shapes: Vec<Vec<usize>> = enc
             .tensors()
             .iter()
@@ -346,18 +325,7 @@ pub(crate) fn tiny_run(ctx: &mut Ctx) -> Result<Arc<TinyRun>> {
             .map(|t| t.shape.clone())
             .collect();
         let (nl, nh) = (bert.config().n_layers, bert.config().n_heads);
-        let params: Vec<(String, Role, Vec<f32>)> = bert
-            .param_names()
-            .map(str::to_string)
-            .collect::<Vec<_>>()
-            .into_iter()
-            .filter_map(|n| {
-                bert.param(&n).map(|(_, v)| {
-                    let r = roles.get(&n).copied().unwrap_or(Role::Other);
-                    (n, r, v.to_vec())
-                })
-            })
-            .collect();
+        let params = owned_params(enc, bert.param_names(), |n| bert.param(n).map(|p| p.1));
         let n: u64 = params.iter().map(|p| p.2.len() as u64).sum();
         let loaded = Loaded {
             name: "MiniLM",
@@ -527,6 +495,28 @@ pub(crate) fn tiny_chart(r: &TinyRun, id: &str) -> Chart {
         log_y: false,
         series,
     }
+}
+
+/// Owned copies of a runtime model's parameters with their roles in `model`'s description
+/// (`Role::Other` for a name the description lacks).
+fn owned_params<'a>(
+    model: &claimlab_weights::Model,
+    names: impl Iterator<Item = &'a str>,
+    get: impl Fn(&str) -> Option<&'a [f32]>,
+) -> Vec<(String, Role, Vec<f32>)> {
+    let roles: HashMap<&str, Role> = model
+        .tensors()
+        .iter()
+        .map(|t| (t.name.as_str(), t.role))
+        .collect();
+    names
+        .filter_map(|n| {
+            get(n).map(|v| {
+                let r = roles.get(n).copied().unwrap_or(Role::Other);
+                (n.to_string(), r, v.to_vec())
+            })
+        })
+        .collect()
 }
 
 pub(crate) fn run(ctx: &mut Ctx) -> Result<Outcome> {
