@@ -1175,49 +1175,78 @@ fn solve(
 
 /// Blahut-Arimoto: the point of the rate-distortion curve with slope −s, with certified bounds.
 ///
-/// For a source p(x) and distortion d(x, y), each iteration sets
+/// For a source p(x) and distortion d(x, y), Blahut's iteration sets
 /// ```text
 /// Z(x) = Σ_y q(y) e^(−s d(x,y)),   c(y) = Σ_x p(x) e^(−s d(x,y)) / Z(x),   q(y) ← q(y) c(y)
 /// ```
-/// from the uniform q. The test channel Q(y|x) = q(y) e^(−s d(x,y)) / Z(x) gives distortion D and
-/// mutual information R_U ≥ R(D); Blahut's Theorem 8 gives R_L ≤ R(D) at the same D:
+/// The test channel Q(y|x) = q(y) e^(−s d(x,y)) / Z(x) gives distortion D and mutual information
+/// R_U ≥ R(D); Blahut's Theorem 8 gives R_L ≤ R(D) at the same D:
 /// ```text
 /// R_U = −sD − Σ_x p(x) ln Z(x) − Σ_y q(y)c(y) ln c(y)
 /// R_L = −sD − Σ_x p(x) ln Z(x) − max_y ln c(y)          [nats]
 /// ```
-/// Iteration stops when R_U − R_L ≤ `cfg.tol_gap_nats`.
+/// and the solver stops when R_U − R_L ≤ `cfg.tol_gap_nats`.
+///
+/// **Why plain Blahut-Arimoto stalls, and what runs instead.** The optimal q is often sparse:
+/// on a 256-bin Gaussian on [−4, 4] at s = 20 it is a run of isolated atoms in the tails (one
+/// or two bins with mass, then up to nine empty bins, out to |x| ≈ 2) and positive in the
+/// middle; more than 100 of the 256 bins are empty. In the empty bins c(y) sits within 1e-6 to 1e-8 of 1, and
+/// Blahut's update shrinks q(y) by the factor c(y) per step, so the support is found only after
+/// ~10⁶ steps while its neighbours' c(y) > 1 hold max_y ln c (the certificate) at ~1e-6
+/// (measured: gap 2.2e-6 nats after 200 000 plain steps, argmax c in the tail clusters). So the
+/// default solver (`cfg.active_set`) is an **active-set Newton method** on the working set of
+/// columns, as mixsqp: minimise f(x) = −Σₓ p ln(Σ_y x(y) A(x,y)) + Σ x over x ≥ 0 (optimum has
+/// Σ x = 1) by sequential quadratic programming, each step solving the non-negative QP of the
+/// Hessian Σₓ p a_x a_xᵀ / Z² exactly by a primal active-set method, with a backtracking line
+/// search. Above 512 columns the working set starts as an even subset and grows by column
+/// generation: after every step the full c(y) is computed and the out-of-set local maxima of
+/// c above the in-set maximum are added. When the gap no longer halves (rounding floor) the
+/// solver continues with Blahut-Arimoto (+SQUAREM) from the Newton point. The certificate is
+/// always evaluated on all columns, so the working set never affects the bounds' validity.
+///
+/// **Kernel storage.** Each row keeps the column range where e^(−s (d − min d)) ≥ 1e-17; for
+/// [`DistortionMatrix::squared_error`] with the same uniform grid for source and reproduction
+/// the band is one Toeplitz vector (O(m) memory). Dropped entries are < 1e-17, so the exact
+/// c(y) is at most c̃(y) + 1e-17 · Σₓ p(x)/Z̃(x), and R_L uses that bound (plus, for a grid
+/// uniform only up to rounding, the bound on the kernel's relative error): R_L stays a true
+/// lower bound and R_U is the exact mutual information of the banded test channel.
 ///
 /// # Arguments
 /// * `probs` — p(x), one per row of `dist`, ≥ 0, summing to 1 within [`tol::PROB_SUM`] (rows
 ///   with p = 0 are skipped).
 /// * `dist` — the distortion matrix (any nonnegative d; reproduction alphabet = columns).
 /// * `slope_nats` — s ≥ 0, in nats per unit distortion (larger s: lower D, higher R).
-/// * `cfg` — tolerance, iteration cap, acceleration.
+/// * `cfg` — tolerance, evaluation cap, acceleration, Newton phase.
 ///
 /// # Returns
-/// D, R_U and R_L in bits, the gap in nats, the iteration count, why it stopped and q(y).
+/// D, R_U and R_L in bits, the gap in nats, the evaluation and Newton-step counts, why it
+/// stopped and the output law q(y) (exact zeros where the Newton phase emptied a column).
 ///
 /// # Errors
 /// `Empty`, `NonFinite`, `SizeMismatch`, `InvalidParam` (negative or unnormalised probabilities,
 /// s < 0, bad config).
 ///
 /// # Complexity
-/// O(n m) time per iteration (one pass over a precomputed table of e^(−s d), parallel over rows
-/// with the `rayon` feature) and up to n·m doubles of memory; each row keeps only the column
-/// range where e^(−s (d − min d)) ≥ 1e-150, so large slopes on sorted squared-error grids store
-/// a band. Blahut-Arimoto converges linearly and the certificate (max_y ln c) converges
-/// slowest, in the tail columns of q; with the default SQUAREM acceleration, Gaussian
-/// histograms of 256 and 1 024 bins (squared error, slopes 1 to 64) reach a 1e-7-nat gap in
-/// 75 to 4 000 evaluations (plain BA had not reached 1e-6 after 20 000 at s = 2, 8 and 32 on
-/// 1 024 bins). Very low slopes
-/// (s = 0.5 here) can still stall; the result then says [`BlahutStop::MaxIter`] with its
-/// certified bounds.
+/// One full pass is O(stored band) time (parallel over rows with `rayon`); memory is the band
+/// (O(m) for a uniform squared-error grid, up to n·m otherwise). A Newton step on a working set
+/// of k columns costs O(n b²) for the Hessian (b = working columns per row's band) and O(k³)
+/// per QP factorisation. Measured (Gaussian on [−4, 4], s = 20, gap 1e-9 nats, 2-core machine
+/// under load): 256 bins 0.08 s, 1 000 bins 0.6 s, 4 096 bins 2.3 s, 10 000 bins 5 s, each in
+/// about 10 Newton steps and 110-150 evaluations; plain Blahut-Arimoto + SQUAREM had a gap of
+/// 4.5e-7 after 100 000 evaluations on 256 bins. Tolerances near 1e-12 can reach the Newton
+/// phase's rounding floor and finish in the Blahut-Arimoto phase (4 096 bins: 5e-11 after 400
+/// evaluations).
 ///
 /// # References
 /// R. Blahut, "Computation of channel capacity and rate-distortion functions", IEEE Trans. IT
 /// 18(4), 1972, Theorems 6–8, doi:10.1109/TIT.1972.1054855; S. Arimoto, IEEE Trans. IT 18(1),
-/// 1972; R. Varadhan & C. Roland, "Simple and globally convergent methods for accelerating the
-/// convergence of any EM algorithm", Scand. J. Stat. 35(2), 2008 (SQUAREM).
+/// 1972; Y. Kim, P. Carbonetto, M. Stephens, M. Anitescu, "A fast algorithm for maximum
+/// likelihood estimation of mixture proportions using sequential quadratic programming",
+/// J. Comput. Graph. Stat. 29(2), 2020 (mixsqp); K. Rose, "A mapping approach to
+/// rate-distortion computation and analysis", IEEE Trans. IT 40(6), 1994 (discrete optimal
+/// reproduction for bounded sources); R. Varadhan & C. Roland, "Simple and globally convergent
+/// methods for accelerating the convergence of any EM algorithm", Scand. J. Stat. 35(2), 2008
+/// (SQUAREM).
 ///
 /// # Example
 /// ```
@@ -1608,14 +1637,14 @@ mod tests {
         let (n, m) = (d.rows(), d.cols());
         let mut c = vec![0.0; m];
         let mut f = 0.0;
-        for x in 0..n {
-            if p[x] == 0.0 {
+        for (x, &px) in p.iter().enumerate().take(n) {
+            if px == 0.0 {
                 continue;
             }
             let z: f64 = (0..m).map(|y| q[y] * (-s * d.get(x, y)).exp()).sum();
-            f -= p[x] * z.ln();
+            f -= px * z.ln();
             for (y, cy) in c.iter_mut().enumerate() {
-                *cy += p[x] * (-s * d.get(x, y)).exp() / z;
+                *cy += px * (-s * d.get(x, y)).exp() / z;
             }
         }
         let max_ln = c.iter().copied().fold(0.0_f64, f64::max).ln();
