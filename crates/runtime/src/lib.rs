@@ -11,6 +11,8 @@
 //!   compressed encoder's sentence embeddings against the original's.
 //! * [`fisher_trace`] — per-block trace of the decoder's Fisher information (Hutchinson estimator
 //!   with central finite differences, with its standard error).
+//! * [`GradModel`] and [`loss_gradient`] — exact reverse-mode gradient of the decoder's mean
+//!   next-token NLL with respect to chosen blocks, the final norm and the embedding (f64).
 //! * [`Hooks`] — per-layer captures (attention probabilities, MLP pre/post activations, residual
 //!   stream) and weight substitution ([`Overrides`]) without copying the other tensors.
 //!
@@ -25,6 +27,7 @@
 //! cos("A man is eating food.", "A man is eating a piece of bread.") = 0.755 ± 0.002, SmolLM2's greedy
 //! continuation of "The capital of France is" = " Paris", and its perplexity on Brown news.
 
+mod backward;
 mod bert;
 mod error;
 mod eval;
@@ -37,6 +40,7 @@ mod params;
 mod stats;
 mod tokenizer;
 
+pub use backward::{loss_gradient, GradModel, GradSpec, LossGradient, ParamGrad, BLOCK_TENSORS};
 pub use bert::{cosine, BertConfig, BertModel, BertOutput};
 pub use error::{Error, Result};
 pub use eval::{generate, perplexity, Perplexity, PerplexityConfig};

@@ -10,6 +10,7 @@ pub(crate) mod claim_1_runtime;
 pub(crate) mod claim_1_size;
 pub(crate) mod claim_1_topology;
 pub(crate) mod claim_2_cost;
+pub(crate) mod claim_2_data_influence;
 pub(crate) mod claim_2_exhaustive;
 pub(crate) mod claim_2_flow;
 pub(crate) mod claim_2_identify;
