@@ -152,6 +152,22 @@ impl KvCache {
         self.len == 0
     }
 
+    /// Bytes of memory the cache holds (the capacity of its key and value buffers, which may
+    /// exceed `len()` positions after [`KvCache::truncate`] or amortised growth, plus the per-layer
+    /// buffer headers).
+    #[must_use]
+    pub fn bytes(&self) -> usize {
+        let buffers = self
+            .keys
+            .iter()
+            .chain(&self.values)
+            .map(|b| b.capacity() * std::mem::size_of::<f32>())
+            .sum::<usize>();
+        let headers =
+            (self.keys.capacity() + self.values.capacity()) * std::mem::size_of::<Vec<f32>>();
+        buffers + headers
+    }
+
     /// Drops the positions from `len` on (e.g. to reuse a shared prompt).
     pub fn truncate(&mut self, len: usize) {
         if len >= self.len {
@@ -409,9 +425,14 @@ impl LlamaModel {
                 actual: cache.keys.first().map_or(0, Vec::len) * cache.keys.len(),
             });
         }
-        let (hidden, _) = self.run(tokens, Some(cache), &Capture::default(), overrides)?;
-        let w = self.params.view(overrides);
-        Ok(self.project(&hidden, 0..tokens.len(), w))
+        // The whole step runs on one rayon worker: its parallel products then fork from inside the
+        // pool, instead of each of the ~150 products of a decoded token handing its work to the pool
+        // and putting the calling thread to sleep until the pool is done.
+        rayon::scope(|_| {
+            let (hidden, _) = self.run(tokens, Some(cache), &Capture::default(), overrides)?;
+            let w = self.params.view(overrides);
+            Ok(self.project(&hidden, 0..tokens.len(), w))
+        })
     }
 
     /// Final normed hidden states `[n, d]` and captures.
@@ -468,9 +489,8 @@ impl LlamaModel {
         for (l, b) in self.blocks.iter().enumerate() {
             let want = cap.wants(l);
             let h = kernels::rms_norm(&x, w.get(b.attn_norm), c.norm_eps);
-            let mut q = kernels::matmul_nt(&h, w.get(b.wq), n, d, qd);
-            let mut k = kernels::matmul_nt(&h, w.get(b.wk), n, d, kd);
-            let v = kernels::matmul_nt(&h, w.get(b.wv), n, d, kd);
+            let [mut q, mut k, v] =
+                kernels::matmul_nt_many(&h, [w.get(b.wq), w.get(b.wk), w.get(b.wv)], n, d);
             kernels::rope(&mut q, c.n_heads, &rope, RopeLayout::Interleaved);
             kernels::rope(&mut k, c.n_kv_heads, &rope, RopeLayout::Interleaved);
             let (a, probs) = match cache.as_deref_mut() {
@@ -493,8 +513,7 @@ impl LlamaModel {
             let o = kernels::matmul_nt(&a, w.get(b.wo), n, qd, d);
             kernels::add_into(&mut x, &o);
             let h = kernels::rms_norm(&x, w.get(b.ffn_norm), c.norm_eps);
-            let mut g = kernels::matmul_nt(&h, w.get(b.gate), n, d, ff);
-            let u = kernels::matmul_nt(&h, w.get(b.up), n, d, ff);
+            let [mut g, u] = kernels::matmul_nt_many(&h, [w.get(b.gate), w.get(b.up)], n, d);
             let mlp_pre = (want && cap.mlp_pre).then(|| g.clone());
             for (gv, uv) in g.iter_mut().zip(&u) {
                 *gv = kernels::silu(*gv) * uv;
