@@ -11,6 +11,9 @@ memory is each process's own (wait4). Prints a Markdown table and writes JSON be
 
 Usage: python3 benches/peers/runtime_peers.py [--claimlab target/release/claimlab]
            [--repeats 3] [--decode 64] [--prompt-tokens 128] [--threads 2] [--json out.json]
+           [--baseline OTHER_CLAIMLAB] [--skip-q41] [--skip-perplexity]
+--baseline adds a second claimlab binary (e.g. a build of the previous commit) to the interleaved
+runs, for an A/B comparison of a change on a busy machine (compare ratios, not absolute speeds).
 Installs node-llama-cpp with npm into benches/peers/.node (git-ignored) on first use.
 """
 
@@ -78,6 +81,9 @@ def main():
     ap.add_argument("--prompt-words", type=int, default=100)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--json", default=None)
+    ap.add_argument("--baseline", default=None, help="a second claimlab binary to interleave")
+    ap.add_argument("--skip-q41", action="store_true", help="leave out llama.cpp on the Q4_1 file")
+    ap.add_argument("--skip-perplexity", action="store_true", help="leave out the perplexity run")
     a = ap.parse_args()
     ensure_node_llama_cpp()
     prompt, q41 = brown_prompt(a.claimlab, a.prompt_words)
@@ -96,6 +102,11 @@ def main():
         "llama.cpp Q4_1 GGUF": lambda: ["node", os.path.join(HERE, "llamacpp_peer.mjs"), q41, prompt_file,
                                         str(a.decode), str(a.threads)],
     }
+    if a.baseline:
+        configs["claimlab baseline"] = lambda: [a.baseline, "--json", "generate", "--ignore-eos",
+                                                "--max-tokens", str(a.decode), "--model", q41, prompt]
+    if a.skip_q41:
+        del configs["llama.cpp Q4_1 GGUF"]
     node_env = dict(os.environ, NODE_PATH=os.path.join(NODE_DIR, "node_modules"))
     best = {}
     for rep in range(a.repeats):
@@ -121,6 +132,17 @@ def main():
         print("| " + " | ".join(row) + " |")
         if i == 0:
             print("|" + "---|" * len(row))
+    if a.baseline or len(best) > 1:
+        print()
+        for name, r in best.items():
+            fast = best["claimlab (f32 compute, from Q4_1)"]
+            print(f"claimlab decode speed / {name}: {fast['decode_tokens_per_s'] / r['decode_tokens_per_s']:.3f}; "
+                  f"prefill: {fast['prefill_tokens_per_s'] / r['prefill_tokens_per_s']:.3f}")
+    if a.skip_perplexity:
+        if a.json:
+            json.dump({"threads": a.threads, "decode": a.decode, "repeats": a.repeats, "results": best},
+                      open(a.json, "w"), indent=2)
+        return
     # Peak memory of a perplexity run (context 512 over 2,048 tokens of Brown news) against twice
     # the dequantised model size (the issue's bound); the text is the news category's opening.
     ppl_text = os.path.join(tmp, "news.txt")

@@ -7,8 +7,42 @@ use faer::{Accum, MatMut, MatRef, Par};
 use rayon::prelude::*;
 
 /// `y = x · wᵀ` with `x` of shape `[n, k]` and `w` of shape `[m, k]` (PyTorch linear layout), both
-/// row-major; returns `[n, m]` row-major. Runs on the global rayon pool through faer.
+/// row-major; returns `[n, m]` row-major. Runs on the global rayon pool: through faer, except a
+/// single row (`n = 1`, decoding), which goes through the bandwidth-bound kernel of
+/// [`crate::matvec`].
 pub(crate) fn matmul_nt(x: &[f32], w: &[f32], n: usize, k: usize, m: usize) -> Vec<f32> {
+    assert_eq!(x.len(), n * k, "matmul_nt: x has the wrong length");
+    assert_eq!(w.len(), m * k, "matmul_nt: w has the wrong length");
+    if n == 1 && k > 0 {
+        return crate::matvec::matvec_stacked(x, &[w]);
+    }
+    matmul_nt_faer(x, w, n, k, m)
+}
+
+/// [`matmul_nt`] of the same `x` by several matrices `ws[i]` (`[m_i, k]`, `m_i = len/k`), one
+/// result per matrix. A single row (`n = 1`) reads all the matrices in one parallel pass.
+pub(crate) fn matmul_nt_many<const N: usize>(
+    x: &[f32],
+    ws: [&[f32]; N],
+    n: usize,
+    k: usize,
+) -> [Vec<f32>; N] {
+    assert!(k > 0, "matmul_nt_many: k must be positive");
+    if n == 1 {
+        assert_eq!(x.len(), k, "matmul_nt_many: x has the wrong length");
+        let all = crate::matvec::matvec_stacked(x, &ws);
+        let mut at = 0;
+        return ws.map(|w| {
+            let m = w.len() / k;
+            at += m;
+            all[at - m..at].to_vec()
+        });
+    }
+    ws.map(|w| matmul_nt(x, w, n, k, w.len() / k))
+}
+
+/// [`matmul_nt`] through faer for every `n` (also the reference for the decoding kernel's tests).
+pub(crate) fn matmul_nt_faer(x: &[f32], w: &[f32], n: usize, k: usize, m: usize) -> Vec<f32> {
     assert_eq!(x.len(), n * k, "matmul_nt: x has the wrong length");
     assert_eq!(w.len(), m * k, "matmul_nt: w has the wrong length");
     let mut y = vec![0.0f32; n * m];

@@ -36,6 +36,7 @@ mod fisher;
 mod hooks;
 mod kernels;
 mod llama;
+mod matvec;
 mod params;
 mod stats;
 mod tokenizer;

@@ -152,6 +152,22 @@ impl KvCache {
         self.len == 0
     }
 
+    /// Bytes of memory the cache holds (the capacity of its key and value buffers, which may
+    /// exceed `len()` positions after [`KvCache::truncate`] or amortised growth, plus the per-layer
+    /// buffer headers).
+    #[must_use]
+    pub fn bytes(&self) -> usize {
+        let buffers = self
+            .keys
+            .iter()
+            .chain(&self.values)
+            .map(|b| b.capacity() * std::mem::size_of::<f32>())
+            .sum::<usize>();
+        let headers =
+            (self.keys.capacity() + self.values.capacity()) * std::mem::size_of::<Vec<f32>>();
+        buffers + headers
+    }
+
     /// Drops the positions from `len` on (e.g. to reuse a shared prompt).
     pub fn truncate(&mut self, len: usize) {
         if len >= self.len {
@@ -164,6 +180,15 @@ impl KvCache {
         }
         self.len = len;
     }
+}
+
+/// Whether [`LlamaModel::forward_cached`] runs a one-token step on a rayon worker: set by the
+/// environment variable `CLAIMLAB_DECODE_ON_WORKER=1` (read once), for A/B measurements. Off by
+/// default: on a heavily loaded 2-core machine the same wrapping made prompt processing 1.7x
+/// slower, and its effect on decoding was within the noise there; it awaits an idle-machine run.
+fn decode_on_worker() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var("CLAIMLAB_DECODE_ON_WORKER").is_ok_and(|v| v == "1"))
 }
 
 /// A llama decoder with all weights dequantised to f32 (about 4 bytes per parameter).
@@ -409,9 +434,19 @@ impl LlamaModel {
                 actual: cache.keys.first().map_or(0, Vec::len) * cache.keys.len(),
             });
         }
-        let (hidden, _) = self.run(tokens, Some(cache), &Capture::default(), overrides)?;
-        let w = self.params.view(overrides);
-        Ok(self.project(&hidden, 0..tokens.len(), w))
+        let step = |cache: &mut KvCache| {
+            let (hidden, _) = self.run(tokens, Some(cache), &Capture::default(), overrides)?;
+            let w = self.params.view(overrides);
+            Ok(self.project(&hidden, 0..tokens.len(), w))
+        };
+        if tokens.len() == 1 && decode_on_worker() {
+            // Experimental (off by default): the decoded token runs on one rayon worker, so its
+            // ~150 small parallel products fork from inside the pool instead of each handing its
+            // work to the pool and putting the calling thread to sleep until the pool is done.
+            rayon::scope(|_| step(cache))
+        } else {
+            step(cache)
+        }
     }
 
     /// Final normed hidden states `[n, d]` and captures.
@@ -468,9 +503,8 @@ impl LlamaModel {
         for (l, b) in self.blocks.iter().enumerate() {
             let want = cap.wants(l);
             let h = kernels::rms_norm(&x, w.get(b.attn_norm), c.norm_eps);
-            let mut q = kernels::matmul_nt(&h, w.get(b.wq), n, d, qd);
-            let mut k = kernels::matmul_nt(&h, w.get(b.wk), n, d, kd);
-            let v = kernels::matmul_nt(&h, w.get(b.wv), n, d, kd);
+            let [mut q, mut k, v] =
+                kernels::matmul_nt_many(&h, [w.get(b.wq), w.get(b.wk), w.get(b.wv)], n, d);
             kernels::rope(&mut q, c.n_heads, &rope, RopeLayout::Interleaved);
             kernels::rope(&mut k, c.n_kv_heads, &rope, RopeLayout::Interleaved);
             let (a, probs) = match cache.as_deref_mut() {
@@ -493,8 +527,7 @@ impl LlamaModel {
             let o = kernels::matmul_nt(&a, w.get(b.wo), n, qd, d);
             kernels::add_into(&mut x, &o);
             let h = kernels::rms_norm(&x, w.get(b.ffn_norm), c.norm_eps);
-            let mut g = kernels::matmul_nt(&h, w.get(b.gate), n, d, ff);
-            let u = kernels::matmul_nt(&h, w.get(b.up), n, d, ff);
+            let [mut g, u] = kernels::matmul_nt_many(&h, [w.get(b.gate), w.get(b.up)], n, d);
             let mlp_pre = (want && cap.mlp_pre).then(|| g.clone());
             for (gv, uv) in g.iter_mut().zip(&u) {
                 *gv = kernels::silu(*gv) * uv;

@@ -649,3 +649,37 @@ fn fisher_trace_matches_brute_force() {
         })
     ));
 }
+
+/// `KvCache::bytes` covers at least the cached keys and values (2 · layers · tokens · kv width
+/// floats), at most twice that plus the per-layer headers (amortised growth), grows with the
+/// tokens, and keeps counting the capacity that `truncate` leaves allocated.
+#[test]
+fn kv_cache_bytes_counts_the_buffers() {
+    let c = cfg();
+    let m = model_from(&c, &hf_tensors(&c, 19));
+    let none = Overrides::new();
+    let per_token = 2 * c.n_layers * c.n_kv_heads * c.head_dim * std::mem::size_of::<f32>();
+    let headers = 2 * c.n_layers * std::mem::size_of::<Vec<f32>>();
+    let mut cache = m.new_cache();
+    assert!(
+        cache.bytes() <= headers,
+        "empty cache: {} bytes",
+        cache.bytes()
+    );
+    let mut last = cache.bytes();
+    for step in [&TOKENS[..3], &TOKENS[3..4], &TOKENS[4..]] {
+        m.forward_cached(&mut cache, step, &none)
+            .expect("cached forward");
+        let payload = cache.len() * per_token;
+        let b = cache.bytes();
+        assert!(
+            b >= payload + headers && b <= 2 * payload + headers,
+            "{} tokens: {b} bytes against payload {payload} + headers {headers}",
+            cache.len()
+        );
+        assert!(b > last, "bytes did not grow: {b} after {last}");
+        last = b;
+    }
+    cache.truncate(1);
+    assert_eq!(cache.bytes(), last, "truncate keeps the allocation");
+}
