@@ -12,7 +12,9 @@
 //! * [`fisher_trace`] — per-block trace of the decoder's Fisher information (Hutchinson estimator
 //!   with central finite differences, with its standard error).
 //! * [`Hooks`] — per-layer captures (attention probabilities, MLP pre/post activations, residual
-//!   stream) and weight substitution ([`Overrides`]) without copying the other tensors.
+//!   stream) and weight substitution ([`Overrides`]) without copying the other tensors;
+//!   [`ResidualPatch`] replaces the residual stream after a block at chosen positions
+//!   (activation patching, [`LlamaModel::forward_patched`], [`BertModel::forward_patched`]).
 //!
 //! # Conventions
 //! Weights are dequantised to f32 once at load time and kept row-major in PyTorch order
@@ -42,6 +44,6 @@ pub use error::{Error, Result};
 pub use eval::{generate, perplexity, Perplexity, PerplexityConfig};
 pub use fidelity::{embedding_fidelity, embeddings, split_sentences, EmbeddingFidelity};
 pub use fisher::{fisher_trace, FisherConfig, FisherLayer, FisherTrace};
-pub use hooks::{Capture, Captures, Hooks, LayerCapture, Overrides};
+pub use hooks::{Capture, Captures, Hooks, LayerCapture, Overrides, ResidualPatch};
 pub use llama::{KvCache, LlamaConfig, LlamaModel, LlamaOutput};
 pub use tokenizer::TextTokenizer;
