@@ -86,7 +86,7 @@ pub const CLAIMS: &[Claim] = &[
     done("sys-2.identify", sys::claim_2_identify::run),
     done("sys-2.flow", sys::claim_2_flow::run),
     done("sys-2.topology", sys::claim_2_topology::run),
-    todo("sys-2.llm"),
+    done("sys-2.llm", sys::claim_2_llm::run),
     done("sys-2.data-influence", sys::claim_2_data_influence::run),
     done("sys-2.remove", sys::claim_2_remove::run),
     done("sys-2.cost", sys::claim_2_cost::run),

@@ -26,36 +26,109 @@ fn find_reports_every_layer_and_a_best_layer() {
     assert_eq!(id["top_neurons"].as_array().unwrap().len(), 10);
 }
 
-#[test]
-fn erase_drops_the_probe_and_saves_the_edit() {
-    let d = common::tmpdir("features-erase");
-    let file = d.join("edit.safetensors");
+/// Reads an f32 safetensors file into runtime overrides (name → values).
+fn read_edit(path: &std::path::Path) -> claimlab_runtime::Overrides {
+    let bytes = std::fs::read(path).expect("edit written");
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    let data = &bytes[8 + n..];
+    let mut ov = claimlab_runtime::Overrides::new();
+    for (name, t) in header.as_object().unwrap() {
+        assert_eq!(t["dtype"], "F32");
+        let off: Vec<usize> = t["data_offsets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as usize)
+            .collect();
+        let v = data[off[0]..off[1]]
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+            .collect();
+        ov.insert(name.clone(), v);
+    }
+    ov
+}
+
+fn erase_and_save(
+    model: &str,
+    concept: &str,
+    tag: &str,
+) -> (std::path::PathBuf, serde_json::Value) {
+    let d = common::tmpdir(tag);
     let js = common::ok_json(&common::run(&[
         "features",
         "erase",
         "--concept",
-        "news",
+        concept,
         "--model",
-        "minilm",
+        model,
         "--quick",
         "--json",
         "--save",
-        file.to_str().unwrap(),
+        d.to_str().unwrap(),
     ]));
-    let r = &js["results"][0];
+    let r = js["results"][0].clone();
     let after = r["probe_after"]["test_accuracy"].as_f64().unwrap();
     let majority = r["probe_after"]["majority_rate"].as_f64().unwrap();
     assert!(after.is_finite() && majority > 0.0);
     // The edit names the MLP down projection (and its bias) of the chosen layer.
     assert!(!r["edited"].as_array().unwrap().is_empty());
-    let bytes = std::fs::read(&file).expect("edit written");
-    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
-    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
-    assert!(header
-        .as_object()
+    (d, r)
+}
+
+/// The saved MiniLM (whole model, safetensors) re-loaded from disk gives exactly the outputs of
+/// the original model with the edit applied in memory, and differs from the unedited model.
+#[test]
+fn erase_saves_a_minilm_that_reloads_to_the_edit() {
+    use claimlab_runtime::{BertModel, Hooks};
+    let (_d, r) = erase_and_save("minilm", "news", "features-erase-minilm");
+    let edit = read_edit(std::path::Path::new(r["saved"]["edit"].as_str().unwrap()));
+    let saved =
+        claimlab_weights::Model::open(std::path::Path::new(r["saved"]["model"].as_str().unwrap()))
+            .expect("saved model opens");
+    let reloaded = BertModel::load(&saved).expect("saved model loads");
+    let cache = claimlab_weights::Cache::new(None).unwrap();
+    let orig =
+        claimlab_weights::Model::open(&cache.model(claimlab_weights::Pinned::MiniLm).unwrap())
+            .unwrap();
+    let orig = BertModel::load(&orig).unwrap();
+    // [CLS] the city council said it would vote on the budget . [SEP]
+    let tokens = [
+        101u32, 1996, 2103, 2473, 2056, 2009, 2052, 3789, 2006, 1996, 5166, 1012, 102,
+    ];
+    let edited = orig
+        .forward(&tokens, &Hooks::with_overrides(edit))
         .unwrap()
-        .values()
-        .all(|t| t["dtype"] == "F32"));
+        .hidden;
+    let again = reloaded.forward(&tokens, &Hooks::none()).unwrap().hidden;
+    assert_eq!(edited, again);
+    assert_ne!(orig.forward(&tokens, &Hooks::none()).unwrap().hidden, again);
+}
+
+/// The saved SmolLM2 (GGUF, edited tensors as F32) re-loaded from disk gives exactly the logits of
+/// the original model with the edit applied in memory.
+#[test]
+fn erase_saves_a_smollm2_that_reloads_to_the_edit() {
+    use claimlab_runtime::{Hooks, LlamaModel};
+    let (_d, r) = erase_and_save("smollm2", "digit", "features-erase-smollm2");
+    let edit = read_edit(std::path::Path::new(r["saved"]["edit"].as_str().unwrap()));
+    let path = std::path::Path::new(r["saved"]["model"].as_str().unwrap());
+    assert!(path.extension().is_some_and(|e| e == "gguf"));
+    let reloaded = LlamaModel::load(&claimlab_weights::Model::open(path).unwrap()).unwrap();
+    let cache = claimlab_weights::Cache::new(None).unwrap();
+    let orig =
+        claimlab_weights::Model::open(&cache.model(claimlab_weights::Pinned::SmolLm2).unwrap())
+            .unwrap();
+    let orig = LlamaModel::load(&orig).unwrap();
+    let tokens = [504u32, 3575, 282, 4649, 314, 216, 33, 34, 35, 28];
+    let edited = orig
+        .forward(&tokens, &Hooks::with_overrides(edit))
+        .unwrap()
+        .logits;
+    let again = reloaded.forward(&tokens, &Hooks::none()).unwrap().logits;
+    assert_eq!(edited, again);
+    assert_ne!(orig.forward(&tokens, &Hooks::none()).unwrap().logits, again);
 }
 
 #[test]
@@ -88,6 +161,7 @@ fn sys_2_claims_run_quick() {
     }
     for stem in [
         "sys-2.identify_probe",
+        "sys-2.identify_patching",
         "sys-2.remove_probe",
         "sys-2.flow_transfer",
         "sys-2.topology_bottleneck",

@@ -3,7 +3,7 @@
 use claimlab_weights as weights;
 
 use crate::error::{Error, Result};
-use crate::hooks::{Capture, Captures, Hooks, LayerCapture, Overrides};
+use crate::hooks::{self, Capture, Captures, Hooks, LayerCapture, Overrides, ResidualPatch};
 use crate::kernels::{self, AttnShape};
 use crate::params::{ParamId, ParamStore, Weights};
 
@@ -273,6 +273,29 @@ impl BertModel {
         })
     }
 
+    /// [`BertModel::forward`] with activation patching: the residual stream after block
+    /// `p.layer` at token `p.position` is replaced by `p.values` for each patch `p` (see
+    /// [`ResidualPatch`]); later blocks see the patched stream (all positions attend to it).
+    ///
+    /// # Errors
+    /// As [`BertModel::forward`], plus [`Error::InvalidParam`] for a patch whose layer, position
+    /// or width is out of range and [`Error::NonFinite`] for non-finite patch values.
+    pub fn forward_patched(
+        &self,
+        tokens: &[u32],
+        hooks: &Hooks,
+        patches: &[ResidualPatch],
+    ) -> Result<BertOutput> {
+        hooks::check_patches(patches, self.cfg.n_layers, tokens.len(), self.cfg.d_model)?;
+        let (hidden, captures) =
+            self.hidden_patched(tokens, &hooks.capture, &hooks.overrides, patches)?;
+        Ok(BertOutput {
+            n_tokens: tokens.len(),
+            hidden,
+            captures,
+        })
+    }
+
     /// Sentence embedding as sentence-transformers computes it for all-MiniLM-L6-v2: the mean of
     /// the last hidden states over all tokens (including `[CLS]` and `[SEP]`), then L2 normalised.
     ///
@@ -346,6 +369,17 @@ impl BertModel {
         cap: &Capture,
         overrides: &Overrides,
     ) -> Result<(Vec<f32>, Captures)> {
+        self.hidden_patched(tokens, cap, overrides, &[])
+    }
+
+    /// [`BertModel::hidden`] with residual patches (checked by the caller).
+    fn hidden_patched(
+        &self,
+        tokens: &[u32],
+        cap: &Capture,
+        overrides: &Overrides,
+        patches: &[ResidualPatch],
+    ) -> Result<(Vec<f32>, Captures)> {
         self.check_tokens(tokens)?;
         self.params.check_overrides(overrides)?;
         let w = self.params.view(overrides);
@@ -393,6 +427,7 @@ impl BertModel {
             let mut y = self.linear(w, &h, &b.down, n, ff, d);
             kernels::add_into(&mut y, &x);
             x = kernels::layer_norm(&y, w.get(b.mlp_norm.w), w.get(b.mlp_norm.b), c.norm_eps);
+            hooks::apply_patches(&mut x, patches, l, d);
             if want && (cap.attention || cap.mlp_pre || cap.mlp_post || cap.residual) {
                 captures.layers.push(LayerCapture {
                     layer: l,

@@ -95,3 +95,66 @@ pub struct Captures {
     /// One entry per captured block, in block order.
     pub layers: Vec<LayerCapture>,
 }
+
+/// A residual-stream patch: after block `layer`, the residual stream at token `position` is
+/// replaced by `values` (width `d_model`) before the next block (or the final norm) reads it.
+/// Used by [`LlamaModel::forward_patched`](crate::LlamaModel::forward_patched) and
+/// [`BertModel::forward_patched`](crate::BertModel::forward_patched) for activation patching.
+/// A captured residual of a patched layer is the patched value (what flows downstream).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ResidualPatch {
+    /// Block index whose output is replaced.
+    pub layer: usize,
+    /// Token position (row of the `[n, d_model]` residual stream).
+    pub position: usize,
+    /// The new residual vector, `d_model` values.
+    pub values: Vec<f32>,
+}
+
+/// Checks patches against a run of `n` tokens through `n_layers` blocks of width `d`.
+pub(crate) fn check_patches(
+    patches: &[ResidualPatch],
+    n_layers: usize,
+    n: usize,
+    d: usize,
+) -> crate::Result<()> {
+    use crate::Error;
+    for p in patches {
+        if p.layer >= n_layers {
+            return Err(Error::invalid(
+                "patch.layer",
+                p.layer,
+                &format!("the model has {n_layers} blocks"),
+            ));
+        }
+        if p.position >= n {
+            return Err(Error::invalid(
+                "patch.position",
+                p.position,
+                &format!("the run has {n} tokens"),
+            ));
+        }
+        if p.values.len() != d {
+            return Err(Error::invalid(
+                "patch.values",
+                p.values.len(),
+                &format!("must hold d_model = {d} values"),
+            ));
+        }
+        if let Some(i) = p.values.iter().position(|v| !v.is_finite()) {
+            return Err(Error::NonFinite {
+                what: "patch values",
+                count: p.values.iter().filter(|v| !v.is_finite()).count(),
+                first_index: i,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Applies the patches of block `layer` to the residual stream `x` (`[n, d]`, row-major).
+pub(crate) fn apply_patches(x: &mut [f32], patches: &[ResidualPatch], layer: usize, d: usize) {
+    for p in patches.iter().filter(|p| p.layer == layer) {
+        x[p.position * d..(p.position + 1) * d].copy_from_slice(&p.values);
+    }
+}

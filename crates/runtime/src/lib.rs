@@ -14,7 +14,9 @@
 //! * [`GradModel`] and [`loss_gradient`] — exact reverse-mode gradient of the decoder's mean
 //!   next-token NLL with respect to chosen blocks, the final norm and the embedding (f64).
 //! * [`Hooks`] — per-layer captures (attention probabilities, MLP pre/post activations, residual
-//!   stream) and weight substitution ([`Overrides`]) without copying the other tensors.
+//!   stream) and weight substitution ([`Overrides`]) without copying the other tensors;
+//!   [`ResidualPatch`] replaces the residual stream after a block at chosen positions
+//!   (activation patching, [`LlamaModel::forward_patched`], [`BertModel::forward_patched`]).
 //!
 //! # Conventions
 //! Weights are dequantised to f32 once at load time and kept row-major in PyTorch order
@@ -47,6 +49,6 @@ pub use error::{Error, Result};
 pub use eval::{generate, perplexity, Perplexity, PerplexityConfig};
 pub use fidelity::{embedding_fidelity, embeddings, split_sentences, EmbeddingFidelity};
 pub use fisher::{fisher_trace, FisherConfig, FisherLayer, FisherTrace};
-pub use hooks::{Capture, Captures, Hooks, LayerCapture, Overrides};
+pub use hooks::{Capture, Captures, Hooks, LayerCapture, Overrides, ResidualPatch};
 pub use llama::{KvCache, LlamaConfig, LlamaModel, LlamaOutput};
 pub use tokenizer::TextTokenizer;

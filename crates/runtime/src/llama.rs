@@ -4,7 +4,7 @@
 use claimlab_weights as weights;
 
 use crate::error::{Error, Result};
-use crate::hooks::{Capture, Captures, Hooks, LayerCapture, Overrides};
+use crate::hooks::{self, Capture, Captures, Hooks, LayerCapture, Overrides, ResidualPatch};
 use crate::kernels::{self, AttnShape, RopeLayout, RopeTable};
 use crate::params::{ParamId, ParamStore, Weights};
 
@@ -373,6 +373,32 @@ impl LlamaModel {
         })
     }
 
+    /// [`LlamaModel::forward`] with activation patching: the residual stream after block
+    /// `p.layer` at token `p.position` is replaced by `p.values` for each patch `p` (see
+    /// [`ResidualPatch`]); later blocks and the logits see the patched stream.
+    ///
+    /// # Errors
+    /// As [`LlamaModel::forward`], plus [`Error::InvalidParam`] for a patch whose layer, position
+    /// or width is out of range and [`Error::NonFinite`] for non-finite patch values.
+    pub fn forward_patched(
+        &self,
+        tokens: &[u32],
+        hooks: &Hooks,
+        patches: &[ResidualPatch],
+    ) -> Result<LlamaOutput> {
+        hooks::check_patches(patches, self.cfg.n_layers, tokens.len(), self.cfg.d_model)?;
+        let (hidden, captures) =
+            self.run_patched(tokens, None, &hooks.capture, &hooks.overrides, patches)?;
+        let n = tokens.len();
+        let logits = self.project(&hidden, 0..n, self.params.view(&hooks.overrides));
+        Ok(LlamaOutput {
+            n_tokens: n,
+            vocab_size: self.cfg.vocab_size,
+            logits,
+            captures,
+        })
+    }
+
     /// Logits `[rows.len(), vocab]` of the given rows of the final (normed) hidden states.
     pub(crate) fn project(
         &self,
@@ -463,9 +489,21 @@ impl LlamaModel {
     fn run(
         &self,
         tokens: &[u32],
+        cache: Option<&mut KvCache>,
+        cap: &Capture,
+        overrides: &Overrides,
+    ) -> Result<(Vec<f32>, Captures)> {
+        self.run_patched(tokens, cache, cap, overrides, &[])
+    }
+
+    /// [`LlamaModel::run`] with residual patches (checked by the caller).
+    fn run_patched(
+        &self,
+        tokens: &[u32],
         mut cache: Option<&mut KvCache>,
         cap: &Capture,
         overrides: &Overrides,
+        patches: &[ResidualPatch],
     ) -> Result<(Vec<f32>, Captures)> {
         let start = cache.as_ref().map_or(0, |c| c.len);
         self.check_tokens(tokens)?;
@@ -535,6 +573,7 @@ impl LlamaModel {
             let mlp_post = (want && cap.mlp_post).then(|| g.clone());
             let y = kernels::matmul_nt(&g, w.get(b.down), n, ff, d);
             kernels::add_into(&mut x, &y);
+            hooks::apply_patches(&mut x, patches, l, d);
             if want && (cap.attention || cap.mlp_pre || cap.mlp_post || cap.residual) {
                 captures.layers.push(LayerCapture {
                     layer: l,

@@ -59,7 +59,7 @@ pub(crate) fn run(ctx: &mut Ctx) -> Result<Outcome> {
         "From the sys-2.identify run (seed {seed}): per model and concept, the chain of layers with edge l → l+1 \
          carrying the cosine of the two layers' difference-of-means directions (training rows), the held-out \
          accuracy at layer l+1 of layer l's direction (threshold refitted on layer l+1's training rows) and the \
-         squared correlation of the two concept coordinates; node weight at the best layer: the ablation effect \
+         squared correlation of the two concept coordinates; node weight at the best layer: the patching effect (Δlog p) \
          (SmolLM2). Null: the same graph on {SHUFFLES} seeded label shuffles.\n\n\
          | model | concept | mean cosine | mean transfer accuracy | null {:.0}th pct | beats null |\n|---|---|---|---|---|---|\n",
         100.0 * NULL_QUANTILE

@@ -1,5 +1,6 @@
 //! `sys-2.identify`: locating three concepts in SmolLM2 and MiniLM by per-layer linear probes,
-//! difference-of-means directions, correlated MLP neurons and a causal ablation at the best layer.
+//! difference-of-means directions, correlated MLP neurons and activation patching of each layer's
+//! concept coordinate between examples with and without the concept.
 
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
@@ -7,13 +8,12 @@ use std::time::Instant;
 
 use anyhow::Result;
 use claimlab_concepts::faer::Mat;
-use claimlab_concepts::mean_difference;
 use serde_json::json;
 
 use super::features::{
-    ablation_effect, collect, direction_ablation, identify, load_models, rows, sizes, tensor_table,
-    Concept, Identified, ModelData, Sizes,
+    collect, identify, load_models, sizes, Concept, Identified, ModelData, Sizes,
 };
+use super::patching::{layer_grid, patching_effects};
 use crate::aecl::common::{claim_seed, Loaded, Net};
 use crate::plot::{Chart, Series};
 use crate::report::{Outcome, Verdict};
@@ -94,23 +94,19 @@ pub(crate) fn identify_models(
         let t0 = Instant::now();
         let mut data = collect(ctx, m, concepts, sz, seed)?;
         let mut parallel_s = data.forward_s;
-        let table = tensor_table(ctx, m)?;
         let mut ids = Vec::new();
         for cd in &data.concepts {
             let tp = Instant::now();
             let mut id = identify(cd, seed)?;
+            let stride = if m.causal() { sz.patch_stride } else { 1 };
+            let grid = layer_grid(m.n_layers, stride, &[id.best_layer, m.n_layers - 1]);
+            id.patching = patching_effects(m, &data, cd, &grid, sz.patch_pairs, seed)?;
+            id.effect = id
+                .patching
+                .iter()
+                .find(|p| p.layer == id.best_layer)
+                .and_then(|p| Some((p.logp?.value, p.logp_se?, p.logp?.units)));
             parallel_s += tp.elapsed().as_secs_f64();
-            if m.causal() {
-                let l = id.best_layer;
-                let dir = mean_difference(
-                    rows(&cd.residual[l], &cd.split.train).as_ref(),
-                    &cd.train_labels(),
-                )?;
-                let ov = direction_ablation(m, &table, l, &dir)?;
-                let tp = Instant::now();
-                id.effect = ablation_effect(m, &data, cd, &ov, sz.effect_sentences)?;
-                parallel_s += tp.elapsed().as_secs_f64();
-            }
             ids.push(id);
         }
         // Only the best layer's MLP activations are used later: free the others.
@@ -170,22 +166,29 @@ pub(crate) fn run(ctx: &mut Ctx) -> Result<Outcome> {
         "Concepts on seeded Brown sentences ({} per model: a quarter each of news/other × with/without a \
          digit), up to {} examples per class (balanced), held-out {:.0}% (stratified, seeded). Probe: \
          L2 logistic regression (C = 1, standardised) on the residual stream after each block. Causal \
-         test (SmolLM2): the best layer's attention-output and MLP-down weights are edited to remove their \
-         writes along the layer's difference-of-means direction, and the next-token NLL at the positive \
-         examples (up to {} sentences) is compared with the unedited model. The runtime has no \
-         activation-patching hook, so this directional ablation replaces the patching of the contract. \
-         The contract's 2,000 examples per class do not fit the two-minute budget on 2 shared cores. \
-         Seed {seed}.\n\n\
-         | model | concept | examples | best layer | accuracy [95% CI] | majority | top neurons (r) | ablation ΔNLL ± SE |\n\
-         |---|---|---|---|---|---|---|---|\n",
+         test, activation patching through the runtime's residual-stream hook: {} held-out positive \
+         examples per concept, each paired with a seeded held-out negative; at layer l the positive's \
+         residual stream (at the example token, or every token for `news`) gets the negative's \
+         coordinate along the layer's unit difference-of-means direction, the rest kept. Measured \
+         against the unpatched run: the change of the log-probability of the actual next token at \
+         the example (SmolLM2; the digit for `digit`, the mean over the sentence for `news`), and of \
+         the last block's concept score as a fraction of the class gap (both models; −1 = the \
+         positive now scores like an average negative), with bootstrap 95% intervals over pairs. \
+         SmolLM2 layers patched: every {}th block plus the best and last; MiniLM: every block. The \
+         verdict uses the SmolLM2 log-probability change at the best probe layer. The contract's \
+         2,000 examples per class do not fit the two-minute budget on 2 shared cores. Seed {seed}.\n\n\
+         | model | concept | examples | best layer | accuracy [95% CI] | majority | top neurons (r) | patched Δlog p ± SE | Δscore/gap [95% CI] |\n\
+         |---|---|---|---|---|---|---|---|---|\n",
         sz.sentences,
         sz.per_class,
         100.0 * super::features::TEST_FRACTION,
-        sz.effect_sentences
+        sz.patch_pairs,
+        sz.patch_stride
     );
     let mut results = Vec::new();
     let mut numbers = Vec::new();
     let mut series = Vec::new();
+    let mut patch_series = Vec::new();
     for mi in res.iter() {
         for id in &mi.ids {
             let l = id.best_layer;
@@ -198,9 +201,31 @@ pub(crate) fn run(ctx: &mut Ctx) -> Result<Outcome> {
             let eff = id.effect.map_or("—".to_string(), |(m, se, n)| {
                 format!("{m:+.3} ± {se:.3} (n = {n})")
             });
+            let sc = id
+                .patching
+                .iter()
+                .find(|p| p.layer == l)
+                .map_or("—".to_string(), |p| {
+                    format!(
+                        "{:+.2} [{:+.2}, {:+.2}]",
+                        p.score.value, p.score.lo, p.score.hi
+                    )
+                });
+            patch_series.push(Series::line(
+                format!("{} {}", mi.name, id.concept.name()),
+                id.patching
+                    .iter()
+                    .map(|p| {
+                        (
+                            (p.layer as f64) / ((mi.n_layers - 1).max(1) as f64),
+                            p.score.value,
+                        )
+                    })
+                    .collect(),
+            ));
             let _ = writeln!(
                 body,
-                "| {} | {} | {} | {l} | {:.3} [{:.3}, {:.3}] | {:.3} | {} | {eff} |",
+                "| {} | {} | {} | {l} | {:.3} [{:.3}, {:.3}] | {:.3} | {} | {eff} | {sc} |",
                 mi.name,
                 id.concept.name(),
                 id.n_examples,
@@ -233,7 +258,7 @@ pub(crate) fn run(ctx: &mut Ctx) -> Result<Outcome> {
         ID,
         verdict,
         format!(
-            "{passes}/{} model-concept pairs identified (probe ≥ majority + {SUPPORT_MARGIN} with CI above it, ablation > {EFFECT_SE} SE)",
+            "{passes}/{} model-concept pairs identified (probe ≥ majority + {SUPPORT_MARGIN} with CI above it, SmolLM2 patching Δlog p > {EFFECT_SE} SE)",
             results.len()
         ),
         "no number (features can be located)",
@@ -254,6 +279,19 @@ pub(crate) fn run(ctx: &mut Ctx) -> Result<Outcome> {
         &ctx.figures_dir(),
         "sys-2.identify_probe",
         "Held-out linear-probe accuracy on the residual stream after each block, per model and concept",
+    )?);
+    let chart = Chart {
+        title: "Activation patching: last-block concept score change".into(),
+        x_label: "relative depth of the patched block".into(),
+        y_label: "Δ score / class gap".into(),
+        log_x: false,
+        log_y: false,
+        series: patch_series,
+    };
+    o.figures.push(chart.save(
+        &ctx.figures_dir(),
+        "sys-2.identify_patching",
+        "Mean change of the last block's concept score (fraction of the class gap) when a block's concept coordinate is patched from a negative example",
     )?);
     o.body = body;
     o.numbers = json!({"seed": seed, "sizes": sz, "results": numbers});

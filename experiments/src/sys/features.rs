@@ -1,6 +1,7 @@
 //! Shared code of the `sys-2.*` claims and of `claimlab features`: concepts with computable labels
 //! on Brown sentences, labelled activations of SmolLM2 and MiniLM at every layer, identification
-//! (probes, difference-of-means directions, correlated neurons, a causal ablation effect), erasure
+//! (probes, difference-of-means directions, correlated neurons, activation patching per layer in
+//! [`super::patching`]), erasure
 //! (LEACE folded into the MLP down projection, or neuron ablation) and validation (probe after
 //! erasure, loss on concept and unrelated text with bootstrap intervals).
 
@@ -79,8 +80,10 @@ pub(crate) struct Sizes {
     pub chunk_len: usize,
     /// MiniLM validation sentences per kind.
     pub val_sentences: usize,
-    /// Sentences of the ablation (causal) effect per concept.
-    pub effect_sentences: usize,
+    /// Held-out positive/negative pairs of the activation-patching effect per concept.
+    pub patch_pairs: usize,
+    /// SmolLM2 layers patched: every `patch_stride`-th block plus the best and last (MiniLM: all).
+    pub patch_stride: usize,
 }
 
 /// Sizes for `--quick` and full runs (reduced from the contract's 2,000 per class to fit the
@@ -93,7 +96,8 @@ pub(crate) fn sizes(quick: bool) -> Sizes {
             chunks: 2,
             chunk_len: 96,
             val_sentences: 24,
-            effect_sentences: 12,
+            patch_pairs: 8,
+            patch_stride: 6,
         }
     } else {
         Sizes {
@@ -102,7 +106,8 @@ pub(crate) fn sizes(quick: bool) -> Sizes {
             chunks: 4,
             chunk_len: 192,
             val_sentences: 60,
-            effect_sentences: 24,
+            patch_pairs: 16,
+            patch_stride: 2,
         }
     }
 }
@@ -340,8 +345,6 @@ pub(crate) struct ConceptData {
 pub(crate) struct ModelData {
     pub sents: Vec<Sent>,
     pub concepts: Vec<ConceptData>,
-    /// SmolLM2: next-token NLL at each text position of each sentence (empty for MiniLM).
-    pub nll: Vec<Vec<f64>>,
     /// Seconds spent in forward passes.
     pub forward_s: f64,
 }
@@ -497,7 +500,6 @@ pub(crate) fn collect(
     Ok(ModelData {
         sents,
         concepts: out,
-        nll: per_sent.into_iter().map(|(_, n)| n).collect(),
         forward_s,
     })
 }
@@ -565,9 +567,11 @@ pub(crate) struct Identified {
     pub direction_norm: Vec<f64>,
     /// The 10 MLP neurons most correlated with the label at the best layer.
     pub top_neurons: Vec<(usize, f64)>,
-    /// Causal effect at the best layer (SmolLM2 only): mean change of the next-token NLL at the
-    /// positive examples when the layer's writes along the concept direction are removed, and its
-    /// standard error.
+    /// Activation patching per patched layer (see [`super::patching`]).
+    pub patching: Vec<super::patching::PatchEffect>,
+    /// Causal effect at the best layer (SmolLM2 only): mean change of the target log-probability
+    /// (nats) when the layer's concept coordinate is patched from a negative example, its
+    /// standard error and the number of pairs.
     pub effect: Option<(f64, f64, usize)>,
 }
 
@@ -606,6 +610,7 @@ pub(crate) fn identify(cd: &ConceptData, seed: u64) -> Result<Identified> {
         best_layer,
         direction_norm,
         top_neurons: tn.iter().map(|n| (n.index, n.r)).collect(),
+        patching: Vec::new(),
         effect: None,
     })
 }
@@ -650,96 +655,6 @@ fn param_data(m: &Loaded, name: &str) -> Result<Vec<f32>> {
     Ok(p.with_context(|| format!("runtime has no tensor {name}"))?
         .1
         .to_vec())
-}
-
-/// Overrides that remove the writes of block `layer` along the unit direction `u` (residual
-/// space): `W ← (I − u uᵀ) W` for the attention output and MLP down projections (and their biases).
-pub(crate) fn direction_ablation(
-    m: &Loaded,
-    table: &TensorTable,
-    layer: usize,
-    dir: &[f64],
-) -> Result<Overrides> {
-    let norm = dir.iter().map(|v| v * v).sum::<f64>().sqrt();
-    if norm.is_nan() || norm <= 0.0 {
-        bail!("zero concept direction at layer {layer}");
-    }
-    let u: Vec<f64> = dir.iter().map(|v| v / norm).collect();
-    let d = u.len();
-    let mut ov = Overrides::new();
-    for role in [Role::AttnOutput, Role::MlpDown] {
-        for param in [Param::Weight, Param::Bias] {
-            let Ok(t) = find(table, role, param, layer) else {
-                continue;
-            };
-            let mut w = param_data(m, &t.3)?;
-            if w.len() % d != 0 || t.4[0] != d {
-                bail!("{}: shape {:?} does not write into width {d}", t.3, t.4);
-            }
-            let cols = w.len() / d;
-            // uᵀ W per column, then subtract u (uᵀ W).
-            for c in 0..cols {
-                let p: f64 = (0..d).map(|r| u[r] * f64::from(w[r * cols + c])).sum();
-                for r in 0..d {
-                    w[r * cols + c] -= (u[r] * p) as f32;
-                }
-            }
-            ov.insert(t.3.clone(), w);
-        }
-    }
-    Ok(ov)
-}
-
-/// Causal effect of removing block `layer`'s writes along the concept direction: mean and
-/// standard error of the change in next-token NLL at up to `max_sents` sentences' positive
-/// examples (SmolLM2 only), and the number of positions.
-pub(crate) fn ablation_effect(
-    m: &Loaded,
-    md: &ModelData,
-    cd: &ConceptData,
-    ov: &Overrides,
-    max_sents: usize,
-) -> Result<Option<(f64, f64, usize)>> {
-    if !m.causal() {
-        return Ok(None);
-    }
-    let mut sents: Vec<usize> = cd
-        .examples
-        .iter()
-        .zip(&cd.labels)
-        .filter(|(_, &l)| l)
-        .map(|(e, _)| e.sent)
-        .collect();
-    sents.dedup();
-    sents.truncate(max_sents);
-    let diffs: Vec<Vec<f64>> = sents
-        .par_iter()
-        .map(|&si| -> Result<Vec<f64>> {
-            let s = &md.sents[si];
-            let (_, _, nl) = forward_sentence(m, s, ov, false)?;
-            let base = &md.nll[si];
-            let pos: Vec<usize> = cd
-                .examples
-                .iter()
-                .zip(&cd.labels)
-                .filter(|(e, &l)| l && e.sent == si)
-                .flat_map(|(e, _)| match e.pos {
-                    Some(t) => vec![t],
-                    None => (0..s.len() - 1).collect(),
-                })
-                .filter(|&t| t + 1 < s.len())
-                .collect();
-            Ok(pos.iter().map(|&t| nl[s.offset + t] - base[t]).collect())
-        })
-        .collect::<Result<_>>()?;
-    let d: Vec<f64> = diffs.into_iter().flatten().collect();
-    if d.len() < 2 {
-        return Ok(None);
-    }
-    let n = d.len() as f64;
-    let mean = d.iter().sum::<f64>() / n;
-    let var = d.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0);
-    Ok(Some((mean, (var / n).sqrt(), d.len())))
 }
 
 /// How the concept is removed.
@@ -995,7 +910,7 @@ fn bootstrap_ratio(pairs: &[(f64, f64, f64)], seed: u64) -> Change {
     }
 }
 
-fn bootstrap_mean(v: &[f64], seed: u64) -> Change {
+pub(crate) fn bootstrap_mean(v: &[f64], seed: u64) -> Change {
     let n = v.len();
     let mean = v.iter().sum::<f64>() / n.max(1) as f64;
     let mut r = rng(seed);

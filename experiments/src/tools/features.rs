@@ -2,10 +2,15 @@
 //! (claimlab-concepts on activations captured through the runtime hooks).
 //!
 //! - `claimlab features find --concept NAME [--model M]`: held-out probe accuracy per layer, the
-//!   best layer, its top correlated MLP neurons and (SmolLM2) the ablation effect.
-//! - `claimlab features erase --concept NAME [--model M] [--save FILE]`: LEACE at the best layer,
-//!   folded into the MLP down projection; the probe before and after; `--save` writes the edited
-//!   tensors as a safetensors file (f32, original names), ready to replace the originals.
+//!   best layer, its top correlated MLP neurons and the activation-patching effect of each layer
+//!   (the concept coordinate patched from negative examples; see `sys::patching`).
+//! - `claimlab features erase --concept NAME [--model M] [--save DIR]`: LEACE at the best layer,
+//!   folded into the MLP down projection; the probe before and after; `--save DIR` writes the whole
+//!   edited model, re-readable by `claimlab_weights::Model::open` and the runtime: MiniLM as
+//!   `DIR/MiniLM/` (`model.safetensors` in f32 with the original names, plus the original
+//!   `config.json` and `tokenizer.json`), SmolLM2 as `DIR/SmolLM2.gguf` (every tensor byte for byte
+//!   except the edited ones, stored as F32); and the edited tensors alone as
+//!   `DIR/<model>-edit.safetensors` (f32, runtime names).
 //! - `claimlab features validate --concept NAME [--model M]`: erase by LEACE and by neuron ablation
 //!   and report the probe after erasure and the loss on unrelated and concept text, with intervals,
 //!   as `sys-2.remove` does.
@@ -20,6 +25,7 @@ use anyhow::{Context as _, Result};
 use clap::Subcommand;
 use serde_json::json;
 
+use crate::aecl::common::Net;
 use crate::sys::claim_2_identify::identify_models;
 use crate::sys::claim_2_remove::table;
 use crate::sys::features::{
@@ -58,7 +64,7 @@ pub struct Args {
 /// The `claimlab features` subcommands.
 #[derive(Subcommand, Debug)]
 pub enum FeaturesCmd {
-    /// Locate the concept: probe accuracy per layer, best layer, top neurons, ablation effect.
+    /// Locate the concept: probe accuracy per layer, best layer, top neurons, patching effects.
     Find {
         /// Concept, model, sizes and seed.
         #[command(flatten)]
@@ -69,7 +75,7 @@ pub enum FeaturesCmd {
         /// Concept, model, sizes and seed.
         #[command(flatten)]
         common: Common,
-        /// Write the edited tensors (f32 safetensors, original names) to this file.
+        /// Write the whole edited model (and the edited tensors alone) into this directory.
         #[arg(long)]
         save: Option<PathBuf>,
     },
@@ -122,6 +128,70 @@ pub fn write_safetensors(path: &Path, tensors: &[(String, Vec<usize>, Vec<f32>)]
         }
     }
     std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))
+}
+
+/// Writes the whole model `model` with `overrides` (runtime tensor names; BERT names without the
+/// `bert.` prefix) applied, into `dir`: a GGUF model as `dir/<name>.gguf` (unedited tensors byte
+/// for byte, edited ones as F32), a safetensors model as `dir/<name>/model.safetensors` (every
+/// weight as F32 under its original name; integer buffers are left out) beside copies of its `config.json` and `tokenizer.json`.
+/// Returns the path to open.
+///
+/// # Errors
+/// An override that names no tensor of the model, or a file that cannot be read or written.
+pub fn save_edited_model(
+    model: &claimlab_weights::Model,
+    overrides: &claimlab_runtime::Overrides,
+    dir: &Path,
+    name: &str,
+) -> Result<PathBuf> {
+    use claimlab_weights::{DType, Format};
+    let runtime_name = |t: &str| t.strip_prefix("bert.").unwrap_or(t).to_string();
+    for k in overrides.keys() {
+        if !model.tensors().iter().any(|t| &runtime_name(&t.name) == k) {
+            anyhow::bail!("edited tensor {k} is not in the model");
+        }
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    match model.format() {
+        Format::Gguf => {
+            let out = dir.join(format!("{name}.gguf"));
+            let repl = overrides
+                .iter()
+                .map(|(k, v)| {
+                    let bytes = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+                    (k.clone(), (DType::F32, bytes))
+                })
+                .collect();
+            claimlab_weights::copy_with_replacements(model, &repl, &out)
+                .with_context(|| format!("writing {}", out.display()))?;
+            Ok(out)
+        }
+        Format::Safetensors => {
+            let out = dir.join(name);
+            std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+            let mut tensors = Vec::with_capacity(model.tensors().len());
+            for t in model.tensors() {
+                // Integer buffers (BERT's `position_ids`) are not weights: the reader skips them.
+                if t.dtype == DType::I64 {
+                    continue;
+                }
+                let data = match overrides.get(&runtime_name(&t.name)) {
+                    Some(v) => v.clone(),
+                    None => model.tensor_f32(&t.name)?,
+                };
+                tensors.push((t.name.clone(), t.shape.clone(), data));
+            }
+            write_safetensors(&out.join("model.safetensors"), &tensors)?;
+            let src = model.file().parent().unwrap_or(Path::new("."));
+            for f in ["config.json", "tokenizer.json"] {
+                if src.join(f).is_file() {
+                    std::fs::copy(src.join(f), out.join(f))
+                        .with_context(|| format!("copying {f} to {}", out.display()))?;
+                }
+            }
+            Ok(out)
+        }
+    }
 }
 
 /// Runs `claimlab features …`; returns the text to print.
@@ -177,10 +247,21 @@ pub fn run(args: Args, json_out: bool) -> Result<String> {
                     id.best_layer,
                     tn.join(", ")
                 );
-                if let Some((m, se, n)) = id.effect {
+                let _ = writeln!(
+                    out,
+                    "\nactivation patching (positive's concept coordinate set to a paired negative's at one block; \
+                     change of the last block's concept score as a fraction of the class gap, and for SmolLM2 of the \
+                     log-probability of the actual next token, nats; bootstrap 95% CI over pairs)\n\n\
+                     | layer | Δscore/gap [95% CI] | Δlog p [95% CI] | pairs |\n|---|---|---|---|"
+                );
+                for p in &id.patching {
+                    let lp = p.logp.map_or("—".to_string(), |c| {
+                        format!("{:+.4} [{:+.4}, {:+.4}]", c.value, c.lo, c.hi)
+                    });
                     let _ = writeln!(
                         out,
-                        "ablation of the layer's writes along the concept direction: ΔNLL {m:+.4} ± {se:.4} (n = {n})"
+                        "| {} | {:+.3} [{:+.3}, {:+.3}] | {lp} | {} |",
+                        p.layer, p.score.value, p.score.lo, p.score.hi, p.score.units
                     );
                 }
                 out.push('\n');
@@ -188,7 +269,6 @@ pub fn run(args: Args, json_out: bool) -> Result<String> {
             }
         }
         FeaturesCmd::Erase { save, .. } => {
-            let mut saved = Vec::new();
             for (m, mi) in models.iter().zip(&ided) {
                 let table = tensor_table(&mut ctx, m)?;
                 let id = &mi.ids[0];
@@ -219,28 +299,38 @@ pub fn run(args: Args, json_out: bool) -> Result<String> {
                         String::new()
                     }
                 );
-                for (name, data) in &er.overrides {
-                    let shape = table
-                        .iter()
-                        .find(|t| &t.3 == name)
-                        .map(|t| t.4.clone())
-                        .unwrap_or_else(|| vec![data.len()]);
-                    saved.push((name.clone(), shape, data.clone()));
+                let mut files = serde_json::Value::Null;
+                if let Some(dir) = save {
+                    let runtime_shape = |name: &str| match &m.net {
+                        Net::Llama(l) => l.param(name).map(|p| p.0.to_vec()),
+                        Net::Bert(b) => b.param(name).map(|p| p.0.to_vec()),
+                    };
+                    let mut edit = Vec::new();
+                    for (name, data) in &er.overrides {
+                        let shape = runtime_shape(name)
+                            .with_context(|| format!("runtime has no tensor {name}"))?;
+                        edit.push((name.clone(), shape, data.clone()));
+                    }
+                    std::fs::create_dir_all(dir)
+                        .with_context(|| format!("creating {}", dir.display()))?;
+                    let edit_file = dir.join(format!("{}-edit.safetensors", m.name));
+                    write_safetensors(&edit_file, &edit)?;
+                    let model_path =
+                        save_edited_model(m.weights(&mut ctx)?, &er.overrides, dir, m.name)?;
+                    let _ = writeln!(
+                        out,
+                        "wrote the edited model to {} and the {} edited tensors to {}\n",
+                        model_path.display(),
+                        edit.len(),
+                        edit_file.display()
+                    );
+                    files = json!({"model": model_path, "edit": edit_file});
                 }
                 js.push(json!({
                     "model": m.name, "layer": er.layer, "edited": er.edited,
                     "probe_before": er.probe_before, "probe_after": er.probe_after,
-                    "dropped_bias_norm": er.dropped_bias_norm
+                    "dropped_bias_norm": er.dropped_bias_norm, "saved": files
                 }));
-            }
-            if let Some(p) = save {
-                write_safetensors(p, &saved)?;
-                let _ = writeln!(
-                    out,
-                    "wrote {} edited tensors to {}",
-                    saved.len(),
-                    p.display()
-                );
             }
         }
         FeaturesCmd::Validate { .. } => {
