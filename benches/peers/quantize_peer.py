@@ -60,7 +60,8 @@ def ensure_node_llama_cpp():
 
 
 def run_measured(cmd, env=None):
-    """Runs cmd; returns (stdout, wall seconds, peak RSS in MiB of that process alone)."""
+    """Runs cmd; returns (stdout, wall seconds, peak RSS in MiB, CPU seconds (user + system)), the
+    last two of that process and its waited-for children alone (wait4)."""
     with tempfile.TemporaryFile() as errf:
         t0 = time.perf_counter()
         p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errf, env=env)
@@ -72,7 +73,7 @@ def run_measured(cmd, env=None):
         err = errf.read()
     if os.waitstatus_to_exitcode(status) != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{err.decode(errors='replace')[-3000:]}")
-    return out.decode(), wall, ru.ru_maxrss / 1024.0
+    return out.decode(), wall, ru.ru_maxrss / 1024.0, ru.ru_utime + ru.ru_stime
 
 
 # ---------------------------------------------------------------- GGUF tensor table (read only)
@@ -188,6 +189,31 @@ def sub_imatrix(argv):
                       "tokens_max": max(counts.values())}))
 
 
+def print_table(res):
+    """The Markdown table of a run (also from a saved --json file: `--table-from FILE`)."""
+    rows = [("file", "types (share of weights)", "tensor MiB", "bpw", "ppl (claimlab)", "ppl (llama.cpp)",
+             "time s", "CPU s", "peak RSS MiB")]
+    for key, r in res["files"].items():
+        rows.append((key, r["types"], f"{r['tensor_bytes'] / 2**20:.2f}", f"{r['bpw']:.3f}",
+                     f"{r['ppl_claimlab']:.3f}" if "ppl_claimlab" in r else "-",
+                     f"{r['ppl_llamacpp']:.3f}" if "ppl_llamacpp" in r else "-",
+                     f"{r['seconds']:.1f}" if "seconds" in r else "-",
+                     f"{r['cpu_seconds']:.1f}" if "cpu_seconds" in r else "-",
+                     f"{r['peak_rss_mib']:.0f}" if "peak_rss_mib" in r else "-"))
+    print(f"threads {res['threads']}; {res['eval_tokens']} tokens of Brown news, context {CONTEXT}; calibration "
+          f"{res['calib_tokens']} tokens of Brown outside news; load average {res['load_average_start'][0]:.1f} at "
+          f"start, {res.get('load_average_end', os.getloadavg())[0]:.1f} at end\n")
+    for i, row in enumerate(rows):
+        print("| " + " | ".join(row) + " |")
+        if i == 0:
+            print("|" + "---|" * len(row))
+    im = res["imatrix"]
+    print(f"\nllama.cpp importance matrix: {im['entries']} matrices, {im['tokens_min']} tokens each, "
+          f"{im['seconds']:.1f} s, peak RSS {im['peak_rss_mib']:.0f} MiB")
+    for bpw, r in res.get("lower_targets", {}).items():
+        print(f"compress --target-bpw {bpw}: exit {r['exit']}: {r['message'].splitlines()[-1] if r['message'] else ''}")
+
+
 # ---------------------------------------------------------------- main
 
 def main():
@@ -232,8 +258,8 @@ def main():
     # llama.cpp's importance matrix on the calibration tokens.
     log("llama.cpp importance matrix ...")
     imat = os.path.join(work, "imatrix.npz")
-    out, wall, rss = run_measured(me + ["_imatrix", f32, os.path.join(work, "calib_ids.json"), str(a.threads), imat])
-    res["imatrix"] = dict(json.loads(out), seconds=wall, peak_rss_mib=rss)
+    out, wall, rss, cpu = run_measured(me + ["_imatrix", f32, os.path.join(work, "calib_ids.json"), str(a.threads), imat])
+    res["imatrix"] = dict(json.loads(out), seconds=wall, peak_rss_mib=rss, cpu_seconds=cpu)
 
     def record(key, path, **kw):
         tensors = gguf_tensors(path, llama)
@@ -261,7 +287,7 @@ def main():
             if "ppl_claimlab" in r:
                 continue
             log(f"perplexity of {key} ...")
-            out, _, _ = run_measured([claimlab, "--json", "perplexity", "--model", r["path"], "--context",
+            out, _, _, _ = run_measured([claimlab, "--json", "perplexity", "--model", r["path"], "--context",
                                       str(CONTEXT), "--max-tokens", str(a.eval_tokens), news], env)
             p = json.loads(out)
             r["ppl_claimlab"], r["scored_claimlab"] = p["perplexity"], p["scored_tokens"]
@@ -275,9 +301,9 @@ def main():
         for imx in (False, True):
             out_path = os.path.join(work, f"llamacpp-{ft.replace(':', '-').replace('=', '-')}{'-imatrix' if imx else ''}.gguf")
             log(f"llama.cpp {ft}{' + imatrix' if imx else ''} ...")
-            _, wall, rss = run_measured(me + ["_quantize", f32, out_path, ft, str(a.threads)] + ([imat] if imx else []))
+            _, wall, rss, cpu = run_measured(me + ["_quantize", f32, out_path, ft, str(a.threads)] + ([imat] if imx else []))
             record(f"llama.cpp {ft}{' + imatrix' if imx else ''}", out_path, kind="llama.cpp", ftype=ft,
-                   imatrix=imx, seconds=wall, peak_rss_mib=rss)
+                   imatrix=imx, seconds=wall, peak_rss_mib=rss, cpu_seconds=cpu)
         target = res["files"][f"llama.cpp {ft}"]["tensor_bytes"]
         for m in methods:
             out_path = os.path.join(work, f"claimlab-{ft.replace(':', '-').replace('=', '-')}-{m}.gguf")
@@ -287,10 +313,10 @@ def main():
                    "--method", m, "--out", out_path]
             if not os.path.exists(ids_path):
                 cmd += ["--eval-ids-out", ids_path]
-            out, wall, rss = run_measured(cmd, env)
+            out, wall, rss, cpu = run_measured(cmd, env)
             c = json.loads(out)
             record(f"claimlab {m} at {ft} size", out_path, kind="claimlab", method=m, ftype=ft, seconds=wall,
-                   peak_rss_mib=rss, compress_perplexity_after=c.get("perplexity_after"),
+                   peak_rss_mib=rss, cpu_seconds=cpu, compress_perplexity_after=c.get("perplexity_after"),
                    compress_perplexity_before=c.get("perplexity_before"), compress_types=c.get("per_type"),
                    rtn_same_size=c.get("rtn_same_size"), target_bytes=target)
             score_pending()
@@ -304,25 +330,7 @@ def main():
         res["lower_targets"][str(bpw)] = {"exit": p.returncode, "message": (p.stderr or p.stdout).strip()[-600:]}
     res["load_average_end"] = os.getloadavg()
 
-    rows = [("file", "types (share of weights)", "tensor MiB", "bpw", "ppl (claimlab)", "ppl (llama.cpp)",
-             "time s", "peak RSS MiB")]
-    for key, r in res["files"].items():
-        rows.append((key, r["types"], f"{r['tensor_bytes'] / 2**20:.2f}", f"{r['bpw']:.3f}",
-                     f"{r['ppl_claimlab']:.3f}", f"{r['ppl_llamacpp']:.3f}" if "ppl_llamacpp" in r else "-",
-                     f"{r['seconds']:.1f}" if "seconds" in r else "-",
-                     f"{r['peak_rss_mib']:.0f}" if "peak_rss_mib" in r else "-"))
-    print(f"threads {a.threads}; {a.eval_tokens} tokens of Brown news, context {CONTEXT}; calibration "
-          f"{a.calib_tokens} tokens of Brown outside news; load average {res['load_average_start'][0]:.1f} at "
-          f"start, {res['load_average_end'][0]:.1f} at end\n")
-    for i, row in enumerate(rows):
-        print("| " + " | ".join(row) + " |")
-        if i == 0:
-            print("|" + "---|" * len(row))
-    im = res["imatrix"]
-    print(f"\nllama.cpp importance matrix: {im['entries']} matrices, {im['tokens_min']} tokens each, "
-          f"{im['seconds']:.1f} s, peak RSS {im['peak_rss_mib']:.0f} MiB")
-    for bpw, r in res["lower_targets"].items():
-        print(f"compress --target-bpw {bpw}: exit {r['exit']}: {r['message'].splitlines()[-1] if r['message'] else ''}")
+    print_table(res)
     if a.json:
         json.dump(res, open(a.json, "w"), indent=2)
     if not (a.keep or a.workdir):
@@ -334,5 +342,7 @@ if __name__ == "__main__":
         sub_quantize(sys.argv[2:])
     elif len(sys.argv) > 1 and sys.argv[1] == "_imatrix":
         sub_imatrix(sys.argv[2:])
+    elif len(sys.argv) > 2 and sys.argv[1] == "--table-from":
+        print_table(json.load(open(sys.argv[2])))
     else:
         main()
