@@ -15,9 +15,10 @@ tensor data is at most llama.cpp's), from the same F32 file, by plain rounding (
 
 Every file is scored by our runtime (`claimlab perplexity`, the first --eval-tokens tokens of Brown
 news ca01-ca44 as `claimlab compress` tokenises them, written back to text, disjoint windows of
-512) and, on the same token ids, by llama.cpp itself (its logits through ctypes, same windows). Time and peak resident memory
-(wait4, the process alone) of each compression are measured; llama.cpp's importance matrix is timed
-separately.
+512) and, on the same token ids, by llama.cpp itself (its logits through ctypes, same windows).
+Time, CPU time and peak resident memory (wait4, the process alone) of each compression are measured;
+llama.cpp's importance matrix is timed separately. A --workdir is reused (the F32 file and the news
+ids are kept): give a fresh one when --eval-tokens changes.
 
 Usage: python3 benches/peers/quantize_peer.py [--claimlab target/release/claimlab] [--threads 2]
            [--ftypes Q4_0:pure,Q2_K:embd=q4_0,Q2_K,Q4_K_M] [--methods rtn,gptq] [--eval-tokens 2500]
