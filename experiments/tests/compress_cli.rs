@@ -112,11 +112,25 @@ fn compress_smollm2_gptq_same_size_as_rounding() {
             "4.5",
             "--validate",
             "0",
+            "--extended-menu",
         ],
         &out_path,
     );
     check_output(&js, &out_path, 4.5);
     assert!(js["gptq_tensors"].as_u64().unwrap() > 0);
+    // The calibration objective over the GPTQ matrices is below rounding's.
+    let g = &js["gptq_vs_rounding"];
+    let (er, eg) = (
+        g["hessian_error_rtn"].as_f64().unwrap(),
+        g["hessian_error_gptq"].as_f64().unwrap(),
+    );
+    assert!(eg < er, "GPTQ {eg} vs rounding {er}");
+    // The extended menu was built and allocated over.
+    let x = &js["extended_menu"]["summary"];
+    assert!(x["options"].as_u64().unwrap() > 0, "{x}");
+    let matrix_budget =
+        js["target_bytes"].as_f64().unwrap() - js["fixed_f32_bytes"].as_f64().unwrap();
+    assert!(x["bytes_extended"].as_f64().unwrap() <= matrix_budget);
     let r = js["rtn_same_size"]["perplexity"].as_f64().unwrap();
     assert!(r.is_finite() && r > 1.0);
     let _ = std::fs::remove_dir_all(&d);
@@ -152,6 +166,10 @@ fn compress_rejects_bad_arguments() {
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("does not exist"), "{err}");
+    let o = run(&["--target-bpw", "5", "--gptq-damp=-1"]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("--gptq-damp"), "{err}");
     assert!(!d.join("x.gguf").exists());
     let _ = std::fs::remove_dir_all(&d);
 }

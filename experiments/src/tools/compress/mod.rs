@@ -11,7 +11,11 @@
 //! 3. Allocation: `claimlab_budget::allocate_bits` (Lagrangian and exact, with the gap).
 //! 4. Quantisation of the chosen types by plain rounding (GGML's reference rules) or, with
 //!    `--method gptq`, by second-order error feedback ([`gptq`]) on the same types, so both
-//!    methods have exactly equal size; the rounding model's perplexity is measured beside it.
+//!    methods have exactly equal size; the rounding model's perplexity is measured beside it,
+//!    and both methods' calibration objective `tr(ΔW H ΔWᵀ)` per matrix goes in the manifest.
+//!    With `--extended-menu`, truncated SVD ([`svd`]) and magnitude pruning ([`prune`]) join
+//!    the menus in a second, what-if allocation ([`extend`]); they are not GGUF types, so the
+//!    file keeps the block types and a model using them is scored through runtime overrides.
 //! 5. Validation: on a seeded sample of tensors, the loss increase when that tensor alone is
 //!    compressed (to its cheapest option) is measured with the runtime and compared with the
 //!    damage proxies (Spearman); the ratio of sums turns proxy units into nats, giving the
@@ -20,7 +24,10 @@
 //! The file is written to a temporary name and renamed, re-opened, and scored on Brown news.
 
 pub mod calib;
+pub mod extend;
 pub mod gptq;
+pub mod prune;
+pub mod svd;
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -32,7 +39,7 @@ use claimlab_budget::{allocate_bits, AllocateConfig, Item};
 use claimlab_runtime::{perplexity, LlamaModel, Overrides, PerplexityConfig, TextTokenizer};
 use claimlab_weights::{
     brown_documents, copy_with_replacements, dequantize, quantize, Architecture, Cache, DType,
-    Model, Param, Pinned, TensorInfo,
+    Model, Param, Pinned, Role, TensorInfo,
 };
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rand::seq::SliceRandom as _;
@@ -79,8 +86,8 @@ pub const PROBE_GAIN: f32 = 4.0;
 pub enum Method {
     /// Plain rounding (GGML's reference quantisers).
     Rtn,
-    /// Second-order error feedback with the calibration `XᵀX` (32-element types; K-quants
-    /// fall back to rounding).
+    /// Second-order error feedback with the calibration `XᵀX` (32-element types column by
+    /// column, K-quants one super-block at a time; the tied token embedding is rounded).
     Gptq,
 }
 
@@ -113,6 +120,13 @@ pub struct Args {
     /// rounding model of equal size is scored beside it).
     #[arg(long, value_enum, default_value_t = Method::Rtn)]
     pub method: Method,
+    /// GPTQ's relative damping: λ = DAMP · mean(diag XᵀX/n) is added to the diagonal. The
+    /// default 1.0, not GPTQ's 0.01: the Gram of the clean model's inputs misses the noise the
+    /// quantised layers before add (no sequential calibration yet); on SmolLM2 at 4.5 bpw
+    /// damping 0.01 / 0.1 / 0.3 / 1.0 gave +0.719 / +0.489 / +0.476 / +0.446 nats against
+    /// rounding's +0.482.
+    #[arg(long, default_value_t = 1.0)]
+    pub gptq_damp: f64,
     /// Tokens of Brown news (documents ca01-ca44) to score, in windows of 512 (default 2048;
     /// 256 with --quick).
     #[arg(long)]
@@ -134,6 +148,12 @@ pub struct Args {
     /// Output GGUF path.
     #[arg(long, default_value = "compressed.gguf")]
     pub out: PathBuf,
+    /// Also allocate over an extended menu (truncated SVD and magnitude pruning beside the
+    /// block types; not GGUF types, so the file keeps the block-type allocation) and report
+    /// what the allocator picks; when it picks any, that model is scored by our runtime with
+    /// the rebuilt matrices as overrides.
+    #[arg(long)]
+    pub extended_menu: bool,
 }
 
 /// One option of a tensor's menu.
@@ -354,6 +374,12 @@ pub fn run(args: Args, json_out: bool) -> Result<String> {
             bail!("--target-bpw must be a positive number, got {b}");
         }
     }
+    if !(args.gptq_damp.is_finite() && args.gptq_damp >= 0.0) {
+        bail!(
+            "--gptq-damp must be a finite non-negative number, got {}",
+            args.gptq_damp
+        );
+    }
     if let Some(f) = &args.calib {
         if !f.is_file() {
             bail!(
@@ -484,11 +510,21 @@ pub fn run(args: Args, json_out: bool) -> Result<String> {
         .map_or(&rep.lagrangian.choice, |e| &e.choice)
         .clone();
 
+    // 3b. What-if allocation over the extended menu (SVD, pruning).
+    let what_if = if args.extended_menu {
+        let pb = bar(1, "extended menu", quiet);
+        let r = extend::what_if_model(&model, &menus, &choice, &targets, &cal, budget)?;
+        pb.finish_and_clear();
+        Some(r)
+    } else {
+        None
+    };
+
     // 4. Quantise the chosen types (rounding; GPTQ on top when asked).
     let t_q = Instant::now();
     let pb = bar(menus.len() as u64, "quantise chosen", quiet);
     let tinfo: HashMap<&str, &TensorInfo> = targets.iter().map(|t| (t.name.as_str(), t)).collect();
-    type Chosen = (String, DType, Vec<u8>, Option<Vec<u8>>);
+    type Chosen = (String, DType, Vec<u8>, Option<(Vec<u8>, gptq::GptqReport)>);
     let chosen: Vec<Chosen> = menus
         .par_iter()
         .zip(&choice)
@@ -496,17 +532,27 @@ pub fn run(args: Args, json_out: bool) -> Result<String> {
             let dt = m.options[c].dtype;
             let w = model.tensor_f32(&m.name)?;
             let q = quantize(dt, &w)?;
-            let g = if args.method == Method::Gptq && gptq::supports(dt) {
-                let h = cal.hessian(site(tinfo[m.name.as_str()])?)?;
-                let u = gptq::inverse_cholesky_upper(h.as_ref())
-                    .with_context(|| format!("{}: GPTQ factor", m.name))?;
-                Some(gptq::gptq_quantize(
-                    dt,
-                    &w,
-                    m.n_elems / m.row,
-                    m.row,
-                    u.as_ref(),
-                )?)
+            let t = tinfo[m.name.as_str()];
+            // The tied token embedding is also a lookup table, whose error enters the residual
+            // stream unweighted: GPTQ's head-input weighting would trade lookup error for head
+            // error, so it is rounded (CLAIMLAB_GPTQ_EMBD=1 runs GPTQ on it too, for comparison).
+            let g = if args.method == Method::Gptq
+                && gptq::supports(dt)
+                && (t.role != Role::TokenEmbedding
+                    || std::env::var_os("CLAIMLAB_GPTQ_EMBD").is_some())
+            {
+                let h = cal.hessian(site(t)?)?;
+                Some(
+                    gptq::gptq_with_report(
+                        dt,
+                        &w,
+                        m.n_elems / m.row,
+                        m.row,
+                        h.as_ref(),
+                        args.gptq_damp,
+                    )
+                    .with_context(|| format!("{}: GPTQ", m.name))?,
+                )
             } else {
                 None
             };
@@ -517,6 +563,12 @@ pub fn run(args: Args, json_out: bool) -> Result<String> {
     pb.finish_and_clear();
     let t_quant = t_q.elapsed().as_secs_f64();
     let n_gptq = chosen.iter().filter(|c| c.3.is_some()).count();
+    let gptq_reports: Vec<(String, gptq::GptqReport)> = chosen
+        .iter()
+        .filter_map(|c| c.3.as_ref().map(|g| (c.0.clone(), g.1)))
+        .collect();
+    let gptq_sum =
+        |f: fn(&gptq::GptqReport) -> f64| gptq_reports.iter().map(|r| f(&r.1)).sum::<f64>();
     // Rounding model as overrides (scored beside GPTQ's file at equal size).
     let rtn_overrides: Option<Overrides> = if args.method == Method::Gptq {
         Some(
@@ -536,7 +588,7 @@ pub fn run(args: Args, json_out: bool) -> Result<String> {
     };
     let repl: HashMap<String, (DType, Vec<u8>)> = chosen
         .into_iter()
-        .map(|(name, dt, q, g)| (name, (dt, g.unwrap_or(q))))
+        .map(|(name, dt, q, g)| (name, (dt, g.map_or(q, |g| g.0))))
         .collect();
 
     // 5. Write (to a temporary file, then rename).
@@ -573,6 +625,18 @@ pub fn run(args: Args, json_out: bool) -> Result<String> {
     };
     drop(rtn_overrides);
     pb.finish_and_clear();
+    // The extended allocation, scored with its rebuilt matrices when it differs.
+    let ext_after = match &what_if {
+        Some((wi, picks)) if !wi.chosen.is_empty() => {
+            let ov = extend::overrides(&model, &menus, picks, &targets, &cal)?;
+            Some(perplexity(&rt, &ids, &cfg, &ov)?)
+        }
+        _ => None,
+    };
+    let what_if_json = what_if.as_ref().map(|(wi, _)| {
+        json!({"summary": wi, "note": "SVD and pruning options are not GGUF types: the file keeps the block-type allocation; a model using them is scored by our runtime with dense overrides",
+               "perplexity": ext_after.as_ref().map(|p| p.ppl), "delta_nll": ext_after.as_ref().map(|p| p.mean_nll_nats - before.mean_nll_nats)})
+    });
     let d_nll = after.mean_nll_nats - before.mean_nll_nats;
 
     // 7. Validation of the damage proxy on a seeded sample of tensors.
@@ -704,6 +768,9 @@ pub fn run(args: Args, json_out: bool) -> Result<String> {
             .collect();
         return Ok(serde_json::to_string_pretty(&json!({
             "input": model.path(), "output": args.out, "method": method, "gptq_tensors": n_gptq,
+            "gptq_vs_rounding": {"hessian_error_rtn": gptq_sum(|r| r.rtn_hessian_error), "hessian_error_gptq": gptq_sum(|r| r.gptq_hessian_error),
+                "sq_error_rtn": gptq_sum(|r| r.rtn_sq_error), "sq_error_gptq": gptq_sum(|r| r.gptq_sq_error),
+                "tensors": gptq_reports.iter().map(|(n, r)| json!({"name": n, "errors": r})).collect::<Vec<_>>()},
             "baseline_note": format!("the input stores its matrices as {}; its dequantised weights are the baseline", input_types.join(", ")),
             "damage_proxy": "activation-weighted squared error: sum_rj dW_rj^2 (X^T X / n)_jj",
             "calibration": {"text": calib_what, "tokens": cal.n_tokens, "window": CALIB_WINDOW, "rebuild_rel_error": cal.rebuild_error, "seconds": t_calib},
@@ -723,7 +790,7 @@ pub fn run(args: Args, json_out: bool) -> Result<String> {
                 "nats_per_proxy_unit": scale, "nats_per_proxy_unit_median": scale_median, "probes": probes,
             },
             "predicted_delta_nll": predicted, "predicted_delta_nll_median": predicted_median, "measured_delta_nll": d_nll,
-            "seconds": secs, "seconds_quantise": t_quant, "tensors": tensors,
+            "seconds": secs, "seconds_quantise": t_quant, "extended_menu": what_if_json, "tensors": tensors,
         }))?);
     }
     let mut s = String::new();
@@ -802,10 +869,12 @@ pub fn run(args: Args, json_out: bool) -> Result<String> {
     if let Some(p) = &rtn_after {
         let _ = writeln!(
             s,
-            "rounding    same types and bytes, plain rounding: perplexity {:.3}, delta NLL {:+.4} (GPTQ {:+.4})",
+            "rounding    same types and bytes, plain rounding: perplexity {:.3}, delta NLL {:+.4} (GPTQ {:+.4}); calibration objective tr(dW H dW^T) over the GPTQ matrices: rounding {:.4e}, GPTQ {:.4e}",
             p.ppl,
             p.mean_nll_nats - before.mean_nll_nats,
-            d_nll
+            d_nll,
+            gptq_sum(|r| r.rtn_hessian_error),
+            gptq_sum(|r| r.gptq_hessian_error)
         );
     }
     if !probes.is_empty() {
@@ -842,6 +911,23 @@ pub fn run(args: Args, json_out: bool) -> Result<String> {
         fmt(predicted_median, &|p| format!("{p:+.4}")),
         fmt(scale_median, &|c| format!("{c:.3e}")),
     );
+    if let Some((wi, _)) = &what_if {
+        let _ = writeln!(
+            s,
+            "extended    {} SVD/pruning options on {} matrices; on the (bytes, damage) lower hull of {} matrices; at this budget chosen for {} (proxy {:.4e} vs block types {:.4e}){}",
+            wi.options,
+            wi.tensors,
+            wi.tensors_with_ext_on_hull,
+            wi.chosen.len(),
+            wi.proxy_extended,
+            wi.proxy_gguf,
+            ext_after.as_ref().map_or_else(String::new, |p| format!(
+                "; scored with overrides: perplexity {:.3}, delta NLL {:+.4}",
+                p.ppl,
+                p.mean_nll_nats - before.mean_nll_nats
+            ))
+        );
+    }
     let _ = writeln!(
         s,
         "time        {secs:.1} s (calibration {t_calib:.1} s, quantise {t_quant:.1} s)"
