@@ -20,6 +20,11 @@
 //!    correlation of the pairwise similarities. Beside it, uniform per-row quantisation
 //!    (b bits, f16 scale and minimum per row, same F32 parts) at b = 2..8, so the comparison
 //!    at equal size can be read off.
+//!
+//! Shared arguments read for an encoder: `--calib-tokens` and `--eval-tokens` are token budgets
+//! filled with whole sentences; `--validate` counts validation probes (default 8); `--method`
+//! must be `rtn`; `--eval-ids-out` writes `{"sentences", "ids", "embeddings",
+//! "original_embeddings"}` for `experiments/scripts/llamacpp_embed.sh`.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
