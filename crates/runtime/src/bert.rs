@@ -115,7 +115,9 @@ pub struct BertOutput {
 
 impl BertModel {
     /// Loads a BERT encoder stored with Hugging Face names (`embeddings.word_embeddings.weight`,
-    /// `encoder.layer.L.attention.self.query.weight`, …; an optional `bert.` prefix is accepted).
+    /// `encoder.layer.L.attention.self.query.weight`, …; an optional `bert.` prefix is accepted)
+    /// or with llama.cpp's GGUF names (`token_embd.weight`, `blk.L.attn_q.weight`, …; see
+    /// [`gguf_bert_name`]). Parameter names are the Hugging Face ones either way.
     ///
     /// # Errors
     /// [`Error::UnsupportedModel`] for other architectures; [`Error::Weights`] for a missing or
@@ -127,6 +129,7 @@ impl BertModel {
                 reason: format!("expected a BERT encoder, found {:?}", c.arch),
             });
         }
+        let gguf = model.tensor_info("token_embd.weight").is_ok();
         let prefix = if model
             .tensor_info("bert.embeddings.word_embeddings.weight")
             .is_ok()
@@ -135,7 +138,14 @@ impl BertModel {
         } else {
             ""
         };
-        let typ = model.tensor_info(&format!("{prefix}embeddings.token_type_embeddings.weight"))?;
+        let stored = |name: &str| {
+            if gguf {
+                gguf_bert_name(name)
+            } else {
+                format!("{prefix}{name}")
+            }
+        };
+        let typ = model.tensor_info(&stored("embeddings.token_type_embeddings.weight"))?;
         let cfg = BertConfig {
             n_layers: c.n_layers,
             d_model: c.d_model,
@@ -148,10 +158,7 @@ impl BertModel {
             type_vocab_size: typ.shape.first().copied().unwrap_or(0),
             norm_eps: c.norm_eps,
         };
-        Self::from_tensors(
-            cfg,
-            |name| Ok(model.tensor_f32(&format!("{prefix}{name}"))?),
-        )
+        Self::from_tensors(cfg, |name| Ok(model.tensor_f32(&stored(name))?))
     }
 
     /// Builds an encoder from tensors with Hugging Face BERT names (no prefix), each row-major in
@@ -440,6 +447,44 @@ impl BertModel {
         }
         Ok((x, captures))
     }
+}
+
+/// llama.cpp's GGUF name of a BERT tensor given its Hugging Face name (without a `bert.`
+/// prefix); names without a GGUF counterpart (the pooler) come back unchanged.
+#[must_use]
+pub fn gguf_bert_name(hf: &str) -> String {
+    let (stem, suffix) = match hf.rsplit_once('.') {
+        Some((s, x @ ("weight" | "bias"))) => (s, x),
+        _ => return hf.to_string(),
+    };
+    let top = match stem {
+        "embeddings.word_embeddings" => Some("token_embd"),
+        "embeddings.position_embeddings" => Some("position_embd"),
+        "embeddings.token_type_embeddings" => Some("token_types"),
+        "embeddings.LayerNorm" => Some("token_embd_norm"),
+        _ => None,
+    };
+    if let Some(t) = top {
+        return format!("{t}.{suffix}");
+    }
+    if let Some((l, rest)) = stem
+        .strip_prefix("encoder.layer.")
+        .and_then(|a| a.split_once('.'))
+    {
+        let g = match rest {
+            "attention.self.query" => "attn_q",
+            "attention.self.key" => "attn_k",
+            "attention.self.value" => "attn_v",
+            "attention.output.dense" => "attn_output",
+            "attention.output.LayerNorm" => "attn_output_norm",
+            "intermediate.dense" => "ffn_up",
+            "output.dense" => "ffn_down",
+            "output.LayerNorm" => "layer_output_norm",
+            _ => return hf.to_string(),
+        };
+        return format!("blk.{l}.{g}.{suffix}");
+    }
+    hf.to_string()
 }
 
 /// Cosine similarity of two vectors, accumulated in f64; 0 if either has zero norm.

@@ -44,7 +44,7 @@ mod stats;
 mod tokenizer;
 
 pub use backward::{loss_gradient, GradModel, GradSpec, LossGradient, ParamGrad, BLOCK_TENSORS};
-pub use bert::{cosine, BertConfig, BertModel, BertOutput};
+pub use bert::{cosine, gguf_bert_name, BertConfig, BertModel, BertOutput};
 pub use error::{Error, Result};
 pub use eval::{generate, perplexity, Perplexity, PerplexityConfig};
 pub use fidelity::{embedding_fidelity, embeddings, split_sentences, EmbeddingFidelity};

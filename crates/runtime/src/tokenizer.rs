@@ -5,10 +5,15 @@ use std::path::Path;
 
 use claimlab_weights as weights;
 use tokenizers::decoders::byte_level::ByteLevel as ByteLevelDecoder;
+use tokenizers::decoders::wordpiece::WordPiece as WordPieceDecoder;
 use tokenizers::models::bpe::{Vocab, BPE};
+use tokenizers::models::wordpiece::WordPiece;
+use tokenizers::normalizers::bert::BertNormalizer;
+use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 use tokenizers::pre_tokenizers::digits::Digits;
 use tokenizers::pre_tokenizers::sequence::Sequence;
+use tokenizers::processors::bert::BertProcessing;
 use tokenizers::{AddedToken, PreTokenizerWrapper, Tokenizer};
 
 use crate::error::{Error, Result};
@@ -51,6 +56,7 @@ impl TextTokenizer {
         };
         match meta.get("tokenizer.ggml.model").and_then(weights::GgufValue::as_str) {
             Some("gpt2") => {}
+            Some("bert") => return Self::wordpiece_from_gguf(meta, &strings("tokenizer.ggml.tokens")?),
             other => {
                 return Err(Error::tokenizer(format!(
                     "only byte-level BPE (tokenizer.ggml.model = \"gpt2\") is supported, found {other:?}"
@@ -105,6 +111,74 @@ impl TextTokenizer {
         })
     }
 
+    /// The WordPiece tokenizer of a BERT GGUF (`tokenizer.ggml.model = "bert"`), stored as
+    /// llama.cpp's converter writes it: control tokens (`token_type = 3`) verbatim, word-initial
+    /// pieces with a leading `▁` (U+2581), continuation pieces bare (`##` dropped). Rebuilt as
+    /// BERT's uncased pipeline (clean text, CJK spacing, lower case with accents stripped,
+    /// whitespace and punctuation split, `[CLS] … [SEP]`), as MiniLM's `tokenizer.json`.
+    fn wordpiece_from_gguf(meta: &weights::GgufMetadata, tokens: &[String]) -> Result<Self> {
+        let types: Vec<u64> = meta
+            .get("tokenizer.ggml.token_type")
+            .and_then(weights::GgufValue::as_array)
+            .map(|a| a.iter().map(|v| v.as_u64().unwrap_or(1)).collect())
+            .unwrap_or_default();
+        let mut vocab = Vocab::with_capacity(tokens.len());
+        let mut special = Vec::new();
+        for (i, t) in tokens.iter().enumerate() {
+            let id = u32::try_from(i).map_err(|_| Error::tokenizer("vocabulary too large"))?;
+            let piece = if types.get(i) == Some(&GGUF_TOKEN_CONTROL) {
+                special.push(t.clone());
+                t.clone()
+            } else if let Some(w) = t.strip_prefix('\u{2581}') {
+                w.to_string()
+            } else {
+                format!("##{t}")
+            };
+            vocab.insert(piece, id);
+        }
+        let id_of = |key: &str, name: &str| -> Result<(String, u32)> {
+            let id = meta
+                .get(key)
+                .and_then(weights::GgufValue::as_u64)
+                .and_then(|v| u32::try_from(v).ok())
+                .ok_or_else(|| Error::tokenizer(format!("GGUF metadata has no {key}")))?;
+            let tok = tokens.get(id as usize).ok_or_else(|| {
+                Error::tokenizer(format!("{key} = {id} is outside the vocabulary"))
+            })?;
+            if tok != name {
+                return Err(Error::tokenizer(format!(
+                    "{key} = {id} is {tok:?}, expected {name}"
+                )));
+            }
+            Ok((tok.clone(), id))
+        };
+        let cls = id_of("tokenizer.ggml.cls_token_id", "[CLS]")?;
+        let sep = id_of("tokenizer.ggml.seperator_token_id", "[SEP]")?;
+        let unk = id_of("tokenizer.ggml.unknown_token_id", "[UNK]")?;
+        let wp = WordPiece::builder()
+            .vocab(vocab)
+            .unk_token(unk.0)
+            .continuing_subword_prefix("##".into())
+            .max_input_chars_per_word(100)
+            .build()
+            .map_err(Error::tokenizer)?;
+        let mut tk = Tokenizer::new(wp);
+        tk.with_normalizer(Some(BertNormalizer::new(true, true, None, true)))
+            .map_err(Error::tokenizer)?;
+        tk.with_pre_tokenizer(Some(BertPreTokenizer));
+        tk.with_post_processor(Some(BertProcessing::new(sep, cls)));
+        tk.with_decoder(Some(WordPieceDecoder::default()));
+        let added: Vec<AddedToken> = special
+            .into_iter()
+            .map(|s| AddedToken::from(s, true))
+            .collect();
+        tk.add_special_tokens(added).map_err(Error::tokenizer)?;
+        Ok(TextTokenizer {
+            inner: tk,
+            add_special: true,
+        })
+    }
+
     /// A Hugging Face `tokenizer.json` (MiniLM's WordPiece) with padding and truncation switched
     /// off, so a sentence gives exactly its own tokens (`[CLS] … [SEP]` for BERT).
     ///
@@ -121,7 +195,8 @@ impl TextTokenizer {
         })
     }
 
-    /// The tokenizer of a model: GGUF metadata for GGUF files, `tokenizer.json` otherwise.
+    /// The tokenizer of a model: GGUF metadata for GGUF files (byte-level BPE, or BERT WordPiece
+    /// as llama.cpp stores it), `tokenizer.json` otherwise.
     ///
     /// # Errors
     /// [`Error::Tokenizer`] if the model carries no tokenizer or it cannot be built.

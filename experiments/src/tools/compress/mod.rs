@@ -23,6 +23,7 @@
 //!
 //! The file is written to a temporary name and renamed, re-opened, and scored on Brown news.
 
+pub mod bert;
 pub mod calib;
 pub mod extend;
 pub mod gptq;
@@ -94,7 +95,8 @@ pub enum Method {
 /// Arguments of `claimlab compress`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// A llama-family GGUF decoder; default: the pinned SmolLM2-135M.
+    /// A llama-family GGUF decoder, or a BERT encoder (safetensors or GGUF, or `minilm` for the
+    /// pinned MiniLM; see `compress::bert`); default: the pinned SmolLM2-135M.
     #[arg(long)]
     pub model: Option<PathBuf>,
     /// Data cache directory.
@@ -355,6 +357,9 @@ fn dq_diff(w: &[f32], back: &[f32]) -> Vec<f64> {
 /// or the writer.
 #[allow(clippy::too_many_lines)]
 pub fn run(args: Args, json_out: bool) -> Result<String> {
+    if let Some(m) = bert::bert_model(&args)? {
+        return bert::run(&args, &m, json_out);
+    }
     let quiet = json_out;
     let eval_n = args
         .eval_tokens
