@@ -30,10 +30,6 @@ impl Claim {
     }
 }
 
-const fn todo(id: &'static str) -> Claim {
-    Claim { id, run: None }
-}
-
 const fn done(id: &'static str, run: RunFn) -> Claim {
     Claim { id, run: Some(run) }
 }
