@@ -13,11 +13,23 @@ const AREA: [&str; 6] = [
 ];
 const FORBIDDEN: [&str; 3] = ["claimlab-weights", "claimlab-runtime", "experiments"];
 
+/// This package's directory: the one it was compiled in, or (when the binary was compiled in
+/// another checkout of the same sources and reused from a shared target directory) the working
+/// directory `cargo test` runs it in, which is the package root.
+fn manifest_dir() -> std::path::PathBuf {
+    let built = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    if built.is_dir() {
+        built.to_path_buf()
+    } else {
+        std::env::current_dir().expect("a working directory")
+    }
+}
+
 fn metadata() -> serde_json::Value {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
     let out = std::process::Command::new(cargo)
         .args(["metadata", "--format-version", "1", "--offline"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .current_dir(manifest_dir())
         .output()
         .expect("cargo metadata runs");
     assert!(
