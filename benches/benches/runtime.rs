@@ -68,7 +68,11 @@ fn matvec_shapes(c: &mut Criterion) {
         let x: Vec<f32> = (0..k).map(|_| rng.random::<f32>() - 0.5).collect();
         // The kernels agree (a check that the bench compares like with like).
         let (a, b) = (matvec(&x, &ws[0]), faer_matvec(&x, &ws[0]));
-        let worst = a.iter().zip(&b).map(|(p, q)| (p - q).abs()).fold(0.0f32, f32::max);
+        let worst = a
+            .iter()
+            .zip(&b)
+            .map(|(p, q)| (p - q).abs())
+            .fold(0.0f32, f32::max);
         assert!(worst < 1e-3, "{name}: claimlab and faer differ by {worst}");
         g.throughput(Throughput::Bytes((4 * m * k) as u64));
         type Kernel = fn(&[f32], &[f32]) -> Vec<f32>;
