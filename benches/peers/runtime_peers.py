@@ -120,6 +120,10 @@ def main():
             out, wall, rss = run_measured(cmd(), use_env)
             r = json.loads(out)
             r.update(wall_seconds=wall, peak_rss_mib=rss, load_average=os.getloadavg()[0])
+            # One line per run as it ends, so that an interrupted run still leaves its numbers.
+            print(f"run {rep + 1} {name}: prefill {r['prefill_tokens_per_s']:.1f}, "
+                  f"decode {r['decode_tokens_per_s']:.1f} tok/s, load {r['load_average']:.1f}",
+                  file=sys.stderr, flush=True)
             if name not in best or r["decode_tokens_per_s"] > best[name]["decode_tokens_per_s"]:
                 best[name] = r
     rows = [("runtime", "prompt tok", "prefill tok/s", "decode tok/s", "peak RSS MiB", "load avg", "first words")]

@@ -30,13 +30,13 @@ pub(crate) fn matmul_nt_many<const N: usize>(
     assert!(k > 0, "matmul_nt_many: k must be positive");
     if n == 1 {
         assert_eq!(x.len(), k, "matmul_nt_many: x has the wrong length");
-        let all = crate::matvec::matvec_stacked(x, &ws);
-        let mut at = 0;
-        return ws.map(|w| {
-            let m = w.len() / k;
-            at += m;
-            all[at - m..at].to_vec()
-        });
+        let mut all = crate::matvec::matvec_stacked(x, &ws);
+        // Split the stacked result from the back, so that the first matrix keeps the buffer.
+        let mut parts: [Vec<f32>; N] = std::array::from_fn(|_| Vec::new());
+        for (part, w) in parts.iter_mut().zip(ws).rev() {
+            *part = all.split_off(all.len() - w.len() / k);
+        }
+        return parts;
     }
     ws.map(|w| matmul_nt(x, w, n, k, w.len() / k))
 }
@@ -302,6 +302,9 @@ pub(crate) fn attention_at(
         causal,
     } = s;
     debug_assert!(offset + n <= n_keys || !causal);
+    if n == 1 && n_heads * n_keys * hd <= SINGLE_QUERY_SEQUENTIAL {
+        return attention_one(q, k, v, s, n_keys, offset, keep_probs);
+    }
     let qs = n_heads * hd;
     let ks = n_kv_heads * hd;
     let group = n_heads / n_kv_heads;
@@ -352,6 +355,69 @@ pub(crate) fn attention_at(
         all
     });
     (out, probs)
+}
+
+/// Largest `n_heads·n_keys·head_dim` for which one query's attention runs on the calling thread:
+/// below it (about a thousand cached tokens for SmolLM2) a parallel dispatch and faer's per-call
+/// set-up cost more than the ~2 flops per element of work.
+const SINGLE_QUERY_SEQUENTIAL: usize = 1 << 19;
+
+/// Dot product of two equal-length slices with 8 partial sums (vectorised by the compiler).
+fn dot8(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ac
+        .remainder()
+        .iter()
+        .zip(bc.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ac.zip(bc) {
+        for l in 0..8 {
+            acc[l] += x[l] * y[l];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+/// [`attention_at`] for one query (`s.n == 1`, decoding) on the calling thread, with plain loops:
+/// the same scores, softmax ([`softmax_prefix`]) and weighted sum as the general path, without its
+/// per-head dispatch.
+fn attention_one(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    s: AttnShape,
+    n_keys: usize,
+    offset: usize,
+    keep_probs: bool,
+) -> (Vec<f32>, Option<Vec<f32>>) {
+    let hd = s.head_dim;
+    let ks = s.n_kv_heads * hd;
+    let group = s.n_heads / s.n_kv_heads;
+    let scale = (1.0 / (hd as f64).sqrt()) as f32;
+    let len = if s.causal { offset + 1 } else { n_keys };
+    let mut out = vec![0.0f32; s.n_heads * hd];
+    let mut probs = vec![0.0f32; s.n_heads * n_keys];
+    for ((h, oh), p) in out
+        .chunks_exact_mut(hd)
+        .enumerate()
+        .zip(probs.chunks_exact_mut(n_keys))
+    {
+        let kvh = h / group;
+        let qh = &q[h * hd..(h + 1) * hd];
+        for (j, pj) in p[..len].iter_mut().enumerate() {
+            *pj = scale * dot8(qh, &k[j * ks + kvh * hd..j * ks + (kvh + 1) * hd]);
+        }
+        softmax_prefix(p, len);
+        for (j, &pj) in p[..len].iter().enumerate() {
+            let vj = &v[j * ks + kvh * hd..j * ks + (kvh + 1) * hd];
+            for (o, &x) in oh.iter_mut().zip(vj) {
+                *o += pj * x;
+            }
+        }
+    }
+    (out, keep_probs.then_some(probs))
 }
 
 #[cfg(test)]
@@ -467,6 +533,50 @@ mod tests {
         let w = heads * hd;
         let norm = |r: &[f32]| r.iter().map(|v| v * v).sum::<f32>();
         assert!((norm(&c[3 * w..4 * w]) - norm(&x[3 * w..4 * w])).abs() < 1e-4);
+    }
+
+    /// One query against a cache (the sequential decoding path) gives the general path's output
+    /// and probabilities, causal and not, with grouped heads.
+    #[test]
+    fn single_query_attention_matches_general_path() {
+        let mut rng = claimlab_testkit::rng(4);
+        for (causal, n_keys, offset, hd) in
+            [(true, 37, 35, 16), (true, 40, 21, 12), (false, 9, 0, 5)]
+        {
+            let s = AttnShape {
+                n: 1,
+                n_heads: 6,
+                n_kv_heads: 2,
+                head_dim: hd,
+                causal,
+            };
+            let q = randv(&mut rng, s.n_heads * hd);
+            let k = randv(&mut rng, n_keys * s.n_kv_heads * hd);
+            let v = randv(&mut rng, n_keys * s.n_kv_heads * hd);
+            let (o1, p1) = attention_one(&q, &k, &v, s, n_keys, offset, true);
+            // n = 2 with a duplicated query row takes the general (faer) path.
+            let q2 = [q.clone(), q.clone()].concat();
+            let s2 = AttnShape { n: 2, ..s };
+            let (o2, p2) = attention_at(&q2, &k, &v, s2, n_keys, offset, true);
+            let (p1, p2) = (p1.expect("kept"), p2.expect("kept"));
+            let qs = s.n_heads * hd;
+            claimlab_testkit::assert_slice_close(
+                &o1.iter().map(|&x| f64::from(x)).collect::<Vec<_>>(),
+                &o2[..qs].iter().map(|&x| f64::from(x)).collect::<Vec<_>>(),
+                1e-5,
+                1e-6,
+            );
+            for h in 0..s.n_heads {
+                let a = &p1[h * n_keys..(h + 1) * n_keys];
+                let b = &p2[h * 2 * n_keys..h * 2 * n_keys + n_keys];
+                claimlab_testkit::assert_slice_close(
+                    &a.iter().map(|&x| f64::from(x)).collect::<Vec<_>>(),
+                    &b.iter().map(|&x| f64::from(x)).collect::<Vec<_>>(),
+                    1e-5,
+                    1e-7,
+                );
+            }
+        }
     }
 
     /// Attention against a direct triple loop.

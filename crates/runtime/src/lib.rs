@@ -17,6 +17,8 @@
 //!   stream) and weight substitution ([`Overrides`]) without copying the other tensors;
 //!   [`ResidualPatch`] replaces the residual stream after a block at chosen positions
 //!   (activation patching, [`LlamaModel::forward_patched`], [`BertModel::forward_patched`]).
+//! * [`matvec`] — the bandwidth-bound matrix–vector product every decoded token goes through
+//!   (public for its benchmark).
 //!
 //! # Conventions
 //! Weights are dequantised to f32 once at load time and kept row-major in PyTorch order
@@ -51,4 +53,5 @@ pub use fidelity::{embedding_fidelity, embeddings, split_sentences, EmbeddingFid
 pub use fisher::{fisher_trace, FisherConfig, FisherLayer, FisherTrace};
 pub use hooks::{Capture, Captures, Hooks, LayerCapture, Overrides, ResidualPatch};
 pub use llama::{KvCache, LlamaConfig, LlamaModel, LlamaOutput};
+pub use matvec::matvec;
 pub use tokenizer::TextTokenizer;

@@ -182,15 +182,6 @@ impl KvCache {
     }
 }
 
-/// Whether [`LlamaModel::forward_cached`] runs a one-token step on a rayon worker: set by the
-/// environment variable `CLAIMLAB_DECODE_ON_WORKER=1` (read once), for A/B measurements. Off by
-/// default: on a heavily loaded 2-core machine the same wrapping made prompt processing 1.7x
-/// slower, and its effect on decoding was within the noise there; it awaits an idle-machine run.
-fn decode_on_worker() -> bool {
-    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ON.get_or_init(|| std::env::var("CLAIMLAB_DECODE_ON_WORKER").is_ok_and(|v| v == "1"))
-}
-
 /// A llama decoder with all weights dequantised to f32 (about 4 bytes per parameter).
 #[derive(Clone, Debug)]
 pub struct LlamaModel {
@@ -465,10 +456,12 @@ impl LlamaModel {
             let w = self.params.view(overrides);
             Ok(self.project(&hidden, 0..tokens.len(), w))
         };
-        if tokens.len() == 1 && decode_on_worker() {
-            // Experimental (off by default): the decoded token runs on one rayon worker, so its
-            // ~150 small parallel products fork from inside the pool instead of each handing its
-            // work to the pool and putting the calling thread to sleep until the pool is done.
+        if tokens.len() == 1 {
+            // A decoded token runs on one rayon worker, so that its ~150 short parallel products
+            // fork from inside the pool (the other workers steal half of each) instead of each
+            // handing its work to the pool and putting the calling thread to sleep until it is
+            // done. Measured against llama.cpp in BENCHMARKS.md (`## runtime`). A prompt (many
+            // tokens, long faer products) gains nothing from it and stays on the calling thread.
             rayon::scope(|_| step(cache))
         } else {
             step(cache)

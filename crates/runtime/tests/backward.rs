@@ -11,6 +11,8 @@
 //! `1e-6 + 1e-5·|g|`, 50× the truncation estimate, and check that halving the step shrinks the
 //! error about fourfold (the signature of truncation, which a wrong gradient would not have).
 
+mod common;
+
 use std::collections::HashMap;
 
 use claimlab_runtime::{
@@ -20,52 +22,18 @@ use claimlab_runtime::{
 use claimlab_testkit::rand::{Rng, RngExt};
 
 fn cfg(tied: bool) -> LlamaConfig {
-    LlamaConfig {
-        n_layers: 2,
-        d_model: 12,
-        n_heads: 4,
-        n_kv_heads: 2,
-        head_dim: 4,
-        d_ff: 20,
-        vocab_size: 30,
-        norm_eps: 1e-5,
-        rope_theta: 1e4,
-        max_positions: Some(64),
-        tied_embeddings: tied,
-    }
+    common::tiny_llama_config(2, tied)
 }
 
+/// Tensor values by GGUF name (the perturbations below edit them in place).
 type Tensors = HashMap<String, Vec<f32>>;
 
-/// Random GGUF-named tensors (norm weights around 1, matrices uniform in ±0.5).
+/// The shared tiny model's random tensors, values only.
 fn tensors(c: &LlamaConfig, seed: u64) -> Tensors {
-    let mut rng = claimlab_testkit::rng(seed);
-    let mut t = HashMap::new();
-    let mut add = |name: String, len: usize, scale: f32, offset: f32| {
-        let v: Vec<f32> = (0..len)
-            .map(|_| offset + scale * (rng.random::<f32>() * 2.0 - 1.0))
-            .collect();
-        t.insert(name, v);
-    };
-    let (d, hd, ff) = (c.d_model, c.head_dim, c.d_ff);
-    let (qd, kd) = (c.n_heads * hd, c.n_kv_heads * hd);
-    add("token_embd.weight".into(), c.vocab_size * d, 1.0, 0.0);
-    for l in 0..c.n_layers {
-        add(format!("blk.{l}.attn_norm.weight"), d, 0.3, 1.0);
-        add(format!("blk.{l}.attn_q.weight"), qd * d, 0.5, 0.0);
-        add(format!("blk.{l}.attn_k.weight"), kd * d, 0.5, 0.0);
-        add(format!("blk.{l}.attn_v.weight"), kd * d, 0.5, 0.0);
-        add(format!("blk.{l}.attn_output.weight"), d * qd, 0.5, 0.0);
-        add(format!("blk.{l}.ffn_norm.weight"), d, 0.3, 1.0);
-        add(format!("blk.{l}.ffn_gate.weight"), ff * d, 0.5, 0.0);
-        add(format!("blk.{l}.ffn_up.weight"), ff * d, 0.5, 0.0);
-        add(format!("blk.{l}.ffn_down.weight"), d * ff, 0.5, 0.0);
-    }
-    add("output_norm.weight".into(), d, 0.3, 1.0);
-    if !c.tied_embeddings {
-        add("output.weight".into(), c.vocab_size * d, 1.0, 0.0);
-    }
-    t
+    common::tiny_llama_tensors(c, seed)
+        .into_iter()
+        .map(|(name, (_, v))| (name, v))
+        .collect()
 }
 
 fn build(c: &LlamaConfig, t: &Tensors) -> LlamaModel {

@@ -2,28 +2,14 @@
 //! own residual reproduces it bit for bit, a patch changes only what lies downstream of it, and bad
 //! patches are errors.
 
+mod common;
+
 use claimlab_runtime::{
-    BertConfig, BertModel, Capture, Error, Hooks, LlamaConfig, LlamaModel, Overrides, ResidualPatch,
+    BertConfig, BertModel, Capture, Error, Hooks, LlamaModel, Overrides, ResidualPatch,
 };
 use claimlab_testkit::rand::RngExt;
 
 const TOKENS: [u32; 7] = [3, 17, 5, 29, 11, 2, 8];
-
-fn llama_cfg() -> LlamaConfig {
-    LlamaConfig {
-        n_layers: 3,
-        d_model: 12,
-        n_heads: 4,
-        n_kv_heads: 2,
-        head_dim: 4,
-        d_ff: 20,
-        vocab_size: 30,
-        norm_eps: 1e-5,
-        rope_theta: 1e4,
-        max_positions: Some(64),
-        tied_embeddings: true,
-    }
-}
 
 fn bert_cfg() -> BertConfig {
     BertConfig {
@@ -55,26 +41,8 @@ fn random(name: &str, len: usize, rng: &mut impl RngExt) -> Vec<f32> {
 }
 
 fn llama() -> LlamaModel {
-    let c = llama_cfg();
-    let mut rng = claimlab_testkit::rng(41);
-    let (d, ff, qd, kd) = (
-        c.d_model,
-        c.d_ff,
-        c.n_heads * c.head_dim,
-        c.n_kv_heads * c.head_dim,
-    );
-    LlamaModel::from_tensors(c.clone(), |name| {
-        let len = match name.rsplit('.').nth(1).unwrap_or("") {
-            "token_embd" => c.vocab_size * d,
-            "attn_norm" | "ffn_norm" | "output_norm" => d,
-            "attn_q" | "attn_output" => qd * d,
-            "attn_k" | "attn_v" => kd * d,
-            "ffn_gate" | "ffn_up" | "ffn_down" => ff * d,
-            other => panic!("unexpected tensor {other}"),
-        };
-        Ok(random(name, len, &mut rng))
-    })
-    .expect("tiny llama")
+    let c = common::tiny_llama_config(3, true);
+    common::tiny_llama(&c, &common::tiny_llama_tensors(&c, 41))
 }
 
 fn bert() -> BertModel {

@@ -1,76 +1,21 @@
 //! A tiny random llama model against a direct f64 implementation (Hugging Face layout: half-split
 //! RoPE on unpermuted Q/K rows), plus hooks, overrides, perplexity windows and error paths.
 
-use std::collections::HashMap;
+mod common;
 
 use claimlab_runtime::{
     generate, perplexity, Capture, Error, Hooks, LlamaConfig, LlamaModel, Overrides,
     PerplexityConfig,
 };
-use claimlab_testkit::rand::RngExt;
+use common::Tensors;
 
 fn cfg() -> LlamaConfig {
-    LlamaConfig {
-        n_layers: 2,
-        d_model: 12,
-        n_heads: 4,
-        n_kv_heads: 2,
-        head_dim: 4,
-        d_ff: 20,
-        vocab_size: 30,
-        norm_eps: 1e-5,
-        rope_theta: 1e4,
-        max_positions: Some(64),
-        tied_embeddings: true,
-    }
+    common::tiny_llama_config(2, true)
 }
 
-/// HF-layout tensors (Q/K rows unpermuted), by GGUF name.
-fn hf_tensors(c: &LlamaConfig, seed: u64) -> HashMap<String, (Vec<usize>, Vec<f32>)> {
-    let mut rng = claimlab_testkit::rng(seed);
-    let mut t = HashMap::new();
-    let mut add = |name: String, shape: Vec<usize>, scale: f32, offset: f32| {
-        let n: usize = shape.iter().product();
-        let v: Vec<f32> = (0..n)
-            .map(|_| offset + scale * (rng.random::<f32>() * 2.0 - 1.0))
-            .collect();
-        t.insert(name, (shape, v));
-    };
-    let (d, hd, ff) = (c.d_model, c.head_dim, c.d_ff);
-    add("token_embd.weight".into(), vec![c.vocab_size, d], 1.0, 0.0);
-    for l in 0..c.n_layers {
-        add(format!("blk.{l}.attn_norm.weight"), vec![d], 0.3, 1.0);
-        add(
-            format!("blk.{l}.attn_q.weight"),
-            vec![c.n_heads * hd, d],
-            0.5,
-            0.0,
-        );
-        add(
-            format!("blk.{l}.attn_k.weight"),
-            vec![c.n_kv_heads * hd, d],
-            0.5,
-            0.0,
-        );
-        add(
-            format!("blk.{l}.attn_v.weight"),
-            vec![c.n_kv_heads * hd, d],
-            0.5,
-            0.0,
-        );
-        add(
-            format!("blk.{l}.attn_output.weight"),
-            vec![d, c.n_heads * hd],
-            0.5,
-            0.0,
-        );
-        add(format!("blk.{l}.ffn_norm.weight"), vec![d], 0.3, 1.0);
-        add(format!("blk.{l}.ffn_gate.weight"), vec![ff, d], 0.5, 0.0);
-        add(format!("blk.{l}.ffn_up.weight"), vec![ff, d], 0.5, 0.0);
-        add(format!("blk.{l}.ffn_down.weight"), vec![d, ff], 0.5, 0.0);
-    }
-    add("output_norm.weight".into(), vec![d], 0.3, 1.0);
-    t
+/// The shared tiny model's random tensors, read as Hugging Face layout (Q/K rows unpermuted).
+fn hf_tensors(c: &LlamaConfig, seed: u64) -> Tensors {
+    common::tiny_llama_tensors(c, seed)
 }
 
 /// llama.cpp's converter permutation of Q/K rows: within each head, row 2i ← i, 2i+1 ← i + hd/2.
@@ -87,7 +32,7 @@ fn to_gguf_rows(v: &[f32], n_heads: usize, hd: usize, d: usize) -> Vec<f32> {
     out
 }
 
-fn model_from(c: &LlamaConfig, hf: &HashMap<String, (Vec<usize>, Vec<f32>)>) -> LlamaModel {
+fn model_from(c: &LlamaConfig, hf: &Tensors) -> LlamaModel {
     LlamaModel::from_tensors(c.clone(), |name| {
         let (_, v) = &hf[name];
         Ok(if name.ends_with("attn_q.weight") {
@@ -102,11 +47,7 @@ fn model_from(c: &LlamaConfig, hf: &HashMap<String, (Vec<usize>, Vec<f32>)>) -> 
 }
 
 /// Direct f64 llama forward, Hugging Face conventions.
-fn reference_logits(
-    c: &LlamaConfig,
-    t: &HashMap<String, (Vec<usize>, Vec<f32>)>,
-    tokens: &[u32],
-) -> Vec<Vec<f64>> {
+fn reference_logits(c: &LlamaConfig, t: &Tensors, tokens: &[u32]) -> Vec<Vec<f64>> {
     let g = |name: &str| -> Vec<f64> { t[name].1.iter().map(|&x| f64::from(x)).collect() };
     let (n, d, hd, ff) = (tokens.len(), c.d_model, c.head_dim, c.d_ff);
     let lin = |x: &[f64], w: &[f64], out: usize| -> Vec<f64> {
