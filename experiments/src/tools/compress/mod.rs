@@ -349,6 +349,29 @@ fn dq_diff(w: &[f32], back: &[f32]) -> Vec<f64> {
         .collect()
 }
 
+/// The target size in bytes of all tensor data: `--target-bytes` as given, or `--target-bpw`
+/// times `n_params` bits, rounded down to whole bytes.
+///
+/// # Errors
+/// A `--target-bpw` that is not a positive finite number, or neither or both targets given.
+pub(crate) fn target_bytes(args: &Args, n_params: u64) -> Result<u64> {
+    match (args.target_bpw, args.target_bytes) {
+        (Some(b), None) => {
+            if !(b.is_finite() && b > 0.0) {
+                bail!("--target-bpw must be a positive number, got {b}");
+            }
+            #[allow(
+                clippy::cast_precision_loss,
+                clippy::cast_possible_truncation,
+                clippy::cast_sign_loss
+            )]
+            Ok((b * n_params as f64 / 8.0).floor() as u64)
+        }
+        (None, Some(n)) => Ok(n),
+        _ => bail!("give exactly one of --target-bpw and --target-bytes"),
+    }
+}
+
 /// Runs `claimlab compress`; returns what to print.
 ///
 /// # Errors
@@ -373,11 +396,6 @@ pub fn run(args: Args, json_out: bool) -> Result<String> {
     }
     if calib_n < 2 {
         bail!("--calib-tokens must be at least 2, got {calib_n}");
-    }
-    if let Some(b) = args.target_bpw {
-        if !(b.is_finite() && b > 0.0) {
-            bail!("--target-bpw must be a positive number, got {b}");
-        }
     }
     if !(args.gptq_damp.is_finite() && args.gptq_damp >= 0.0) {
         bail!(
@@ -423,16 +441,7 @@ pub fn run(args: Args, json_out: bool) -> Result<String> {
         .filter(|t| !(t.shape.len() == 2 && t.param == Param::Weight))
         .map(|t| t.nbytes)
         .sum();
-    #[allow(
-        clippy::cast_precision_loss,
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss
-    )]
-    let target_total = match (args.target_bpw, args.target_bytes) {
-        (Some(b), None) => (b * n_params as f64 / 8.0).floor() as u64,
-        (None, Some(n)) => n,
-        _ => bail!("give exactly one of --target-bpw and --target-bytes"),
-    };
+    let target_total = target_bytes(&args, n_params)?;
     // The smallest reachable size, before any work (cheapest fitting block type per tensor).
     let min_bytes: u64 = fixed_bytes
         + targets
@@ -1001,5 +1010,31 @@ mod tests {
     fn rows_not_multiple_of_32_are_rejected() {
         let w = vec![0.5f32; 48 * 2];
         assert!(tensor_menu("t", DType::F32, 48, &w, None).is_err());
+    }
+
+    #[test]
+    fn target_bytes_from_bpw_or_bytes() {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            a: Args,
+        }
+        use clap::Parser as _;
+        let a = |v: &[&str]| {
+            Cli::try_parse_from(std::iter::once("x").chain(v.iter().copied()))
+                .unwrap()
+                .a
+        };
+        assert_eq!(target_bytes(&a(&["--target-bpw", "4"]), 1000).unwrap(), 500);
+        // 4.5 bits x 3 weights = 1.6875 bytes, rounded down
+        assert_eq!(target_bytes(&a(&["--target-bpw", "4.5"]), 3).unwrap(), 1);
+        assert_eq!(
+            target_bytes(&a(&["--target-bytes", "77"]), 1000).unwrap(),
+            77
+        );
+        for bad in ["0", "-1", "NaN", "inf"] {
+            let e = target_bytes(&a(&[&format!("--target-bpw={bad}")]), 1000).unwrap_err();
+            assert!(e.to_string().contains("positive"), "{bad}: {e}");
+        }
     }
 }
