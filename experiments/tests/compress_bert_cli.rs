@@ -3,39 +3,18 @@
 //! embeddings within cosine 0.99 of the original and the same tokens from the GGUF's vocabulary;
 //! the GGUF is compressed again (GGUF BERT input); bad requests fail before any output.
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
+
+mod common;
+
+use common::compress::{compress, tmpdir};
 
 use claimlab_weights::{Architecture, Cache, DType, Model, Pinned};
 use experiments::tools::compress::bert::q8_0_bound;
 
-fn tmpdir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("claimlab-bert-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn compress(args: &[&str], out_path: &Path) -> serde_json::Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_claimlab"))
-        .args(["--json", "compress"])
-        .args(args)
-        .arg("--out")
-        .arg(out_path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(&out.stdout)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
 #[test]
 fn minilm_q8_round_trip_and_recompression() {
-    let d = tmpdir("rt");
+    let d = tmpdir("bert", "rt");
     let out_path = d.join("minilm.gguf");
     let js = compress(
         &["--model", "minilm", "--quick", "--target-bpw", "9"],
@@ -134,7 +113,7 @@ fn minilm_q8_round_trip_and_recompression() {
 
 #[test]
 fn minilm_bad_requests_fail_before_output() {
-    let d = tmpdir("bad");
+    let d = tmpdir("bert", "bad");
     let run = |args: &[&str]| {
         let o = Command::new(env!("CARGO_BIN_EXE_claimlab"))
             .args(["compress", "--model", "minilm", "--quick"])

@@ -3,32 +3,11 @@
 //! validated damage proxy and a predicted loss; bad arguments fail with a clear error before any
 //! output is written.
 
-use std::path::PathBuf;
 use std::process::Command;
 
-fn tmpdir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("claimlab-compress-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
+mod common;
 
-fn compress(args: &[&str], out_path: &std::path::Path) -> serde_json::Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_claimlab"))
-        .args(["--json", "compress"])
-        .args(args)
-        .arg("--out")
-        .arg(out_path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(&out.stdout)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
+use common::compress::{compress, tmpdir};
 
 fn check_output(js: &serde_json::Value, out_path: &std::path::Path, bpw: f64) {
     let m = claimlab_weights::Model::open(out_path).unwrap();
@@ -51,7 +30,7 @@ fn check_output(js: &serde_json::Value, out_path: &std::path::Path, bpw: f64) {
 
 #[test]
 fn compress_smollm2_quick_with_validation() {
-    let d = tmpdir("quick");
+    let d = tmpdir("compress", "quick");
     let out_path = d.join("out.gguf");
     let ids_path = d.join("ids.json");
     let js = compress(
@@ -101,7 +80,7 @@ fn compress_smollm2_quick_with_validation() {
 #[test]
 #[ignore = "several minutes; run with --ignored"]
 fn compress_smollm2_gptq_same_size_as_rounding() {
-    let d = tmpdir("gptq");
+    let d = tmpdir("compress", "gptq");
     let out_path = d.join("out.gguf");
     let js = compress(
         &[
@@ -138,7 +117,7 @@ fn compress_smollm2_gptq_same_size_as_rounding() {
 
 #[test]
 fn compress_rejects_bad_arguments() {
-    let d = tmpdir("bad");
+    let d = tmpdir("compress", "bad");
     let run = |args: &[&str]| {
         Command::new(env!("CARGO_BIN_EXE_claimlab"))
             .arg("compress")

@@ -4,6 +4,8 @@
 //! Each test file that wants them says `mod common;`; not every file uses every helper.
 #![allow(dead_code)]
 
+pub(crate) mod compress;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

@@ -44,7 +44,7 @@ use rayon::prelude::*;
 use serde_json::json;
 
 use super::calib::spearman;
-use super::{bar, median, tensor_menu, tmp_path, Args, Method, TensorMenu, MENU};
+use super::{bar, median, target_bytes, tensor_menu, tmp_path, Args, Method, TensorMenu, MENU};
 
 /// GGUF `tokenizer.ggml.token_type` of control tokens (`[CLS]`, `[SEP]`, …).
 const TOKEN_CONTROL: i32 = 3;
@@ -430,11 +430,6 @@ pub(super) fn run(args: &Args, model: &Model, json_out: bool) -> Result<String> 
     if args.method != Method::Rtn {
         bail!("--method gptq is not supported for BERT encoders (only rtn)");
     }
-    if let Some(b) = args.target_bpw {
-        if !(b.is_finite() && b > 0.0) {
-            bail!("--target-bpw must be a positive number, got {b}");
-        }
-    }
     if let Some(f) = &args.calib {
         if !f.is_file() {
             bail!(
@@ -478,16 +473,7 @@ pub(super) fn run(args: &Args, model: &Model, json_out: bool) -> Result<String> 
     }
     #[allow(clippy::cast_precision_loss)]
     let bpw = |bytes: u64| bytes as f64 * 8.0 / n_params as f64;
-    #[allow(
-        clippy::cast_precision_loss,
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss
-    )]
-    let target_total = match (args.target_bpw, args.target_bytes) {
-        (Some(b), None) => (b * n_params as f64 / 8.0).floor() as u64,
-        (None, Some(n)) => n,
-        _ => bail!("give exactly one of --target-bpw and --target-bytes"),
-    };
+    let target_total = target_bytes(args, n_params)?;
     if target_total < min_bytes {
         bail!(
             "target {} bytes ({:.3} bits per weight) is below the smallest size the menus reach: {} bytes ({:.3} bits per weight; rows of {} fit only 32-element block types)",

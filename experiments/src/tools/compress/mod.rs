@@ -22,12 +22,16 @@
 //!    predicted loss increase of the whole compressed model beside the measured one.
 //!
 //! The file is written to a temporary name and renamed, re-opened, and scored on Brown news.
+//!
+//! A large model can be compressed by a batch scheduler in shards (`--shard I/N`, then
+//! `compress plan` and `compress merge`; see [`shard`]), to the same bytes as one run.
 
 pub mod bert;
 pub mod calib;
 pub mod extend;
 pub mod gptq;
 pub mod prune;
+pub mod shard;
 pub mod svd;
 
 use std::collections::HashMap;
@@ -36,7 +40,6 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context as _, Result};
-use claimlab_budget::{allocate_bits, AllocateConfig, Item};
 use claimlab_runtime::{perplexity, LlamaModel, Overrides, PerplexityConfig, TextTokenizer};
 use claimlab_weights::{
     brown_documents, copy_with_replacements, dequantize, quantize, Architecture, Cache, DType,
@@ -94,7 +97,12 @@ pub enum Method {
 
 /// Arguments of `claimlab compress`.
 #[derive(clap::Args, Debug)]
+#[command(subcommand_negates_reqs = true, args_conflicts_with_subcommands = true)]
 pub struct Args {
+    /// A step of a sharded run (`plan`, `merge`) instead of a compression.
+    // Boxed, as is `shard`, to keep `Args` small beside the other commands.
+    #[command(subcommand)]
+    pub action: Option<Box<Action>>,
     /// A llama-family GGUF decoder, or a BERT encoder (safetensors or GGUF, or `minilm` for the
     /// pinned MiniLM; see `compress::bert`); default: the pinned SmolLM2-135M.
     #[arg(long)]
@@ -156,6 +164,18 @@ pub struct Args {
     /// the rebuilt matrices as overrides.
     #[arg(long)]
     pub extended_menu: bool,
+    /// Sharded runs (`--shard I/N`, `--plan`); see [`shard`].
+    #[command(flatten)]
+    pub shard: Box<shard::ShardArgs>,
+}
+
+/// Subcommands of `claimlab compress`.
+#[derive(clap::Subcommand, Debug)]
+pub enum Action {
+    /// Allocate over the menus of all shards of round 1 (see `compress --help`).
+    Plan(shard::PlanArgs),
+    /// Join the part files of round 2 into the GGUF a single run writes, and score it.
+    Merge(shard::MergeArgs),
 }
 
 /// One option of a tensor's menu.
@@ -349,6 +369,114 @@ fn dq_diff(w: &[f32], back: &[f32]) -> Vec<f64> {
         .collect()
 }
 
+/// Calibration of `model` (the Gram matrices of every projection's inputs) on the tokens
+/// `--calib` or Brown gives; returns it with a description of the text.
+fn calibration(
+    model: &Model,
+    rt: &LlamaModel,
+    tok: &TextTokenizer,
+    args: &Args,
+    calib_n: usize,
+    quiet: bool,
+) -> Result<(Calib, String)> {
+    let (cids, calib_what) =
+        calib_ids(tok, args.cache_dir.clone(), args.calib.as_deref(), calib_n)?;
+    let windows = cids.len().div_ceil(CALIB_WINDOW);
+    let pb = bar(windows as u64, "calibration", quiet);
+    let cal: Calib = calibrate(model, rt, &cids, CALIB_WINDOW, || pb.inc(1))?;
+    pb.finish_and_clear();
+    Ok((cal, calib_what))
+}
+
+/// The menu of target tensor `t`, its damage weighted by the calibration diagonal of its site.
+fn menu_of(model: &Model, t: &TensorInfo, cal: &Calib) -> Result<TensorMenu> {
+    let w = model.tensor_f32(&t.name)?;
+    let row = *t.shape.last().unwrap_or(&1);
+    let h = cal.diag(site(t)?)?;
+    tensor_menu(&t.name, t.dtype, row, &w, Some(&h))
+}
+
+/// Stored bytes of the targets at their cheapest fitting block types (0 for a tensor none fits;
+/// its menu fails later with the reason).
+fn min_menu_bytes(targets: &[TensorInfo]) -> u64 {
+    targets
+        .iter()
+        .map(|t| {
+            let row = *t.shape.last().unwrap_or(&1);
+            let n = t.shape.iter().product::<usize>() as u64;
+            MENU.iter()
+                .filter(|d| row > 0 && row.is_multiple_of(d.block_elems()))
+                .map(|d| n / d.block_elems() as u64 * d.block_bytes() as u64)
+                .min()
+                .unwrap_or(0)
+        })
+        .sum()
+}
+
+/// One tensor's bytes at block type `dt`: rounded, and with `--method gptq` where it applies
+/// also by GPTQ (with its report). `cal` is needed only for GPTQ.
+type Quantised = (Vec<u8>, Option<(Vec<u8>, gptq::GptqReport)>);
+
+/// Quantises target `t` (menu `m`) to `dt` as [`Quantised`] says.
+///
+/// # Errors
+/// Quantisation or GPTQ failures, or GPTQ asked without a calibration.
+fn quantise_one(
+    model: &Model,
+    m: &TensorMenu,
+    dt: DType,
+    t: &TensorInfo,
+    cal: Option<&Calib>,
+    args: &Args,
+) -> Result<Quantised> {
+    let w = model.tensor_f32(&m.name)?;
+    let q = quantize(dt, &w)?;
+    // The tied token embedding is also a lookup table, whose error enters the residual
+    // stream unweighted: GPTQ's head-input weighting would trade lookup error for head
+    // error, so it is rounded (CLAIMLAB_GPTQ_EMBD=1 runs GPTQ on it too, for comparison).
+    let g = if uses_gptq(args, dt, t) {
+        let cal = cal.context("GPTQ needs the calibration")?;
+        let h = cal.hessian(site(t)?)?;
+        Some(
+            gptq::gptq_with_report(dt, &w, m.n_elems / m.row, m.row, h.as_ref(), args.gptq_damp)
+                .with_context(|| format!("{}: GPTQ", m.name))?,
+        )
+    } else {
+        None
+    };
+    Ok((q, g))
+}
+
+/// Whether target `t` at type `dt` is filled by GPTQ (see [`quantise_one`]).
+fn uses_gptq(args: &Args, dt: DType, t: &TensorInfo) -> bool {
+    args.method == Method::Gptq
+        && gptq::supports(dt)
+        && (t.role != Role::TokenEmbedding || std::env::var_os("CLAIMLAB_GPTQ_EMBD").is_some())
+}
+
+/// The target size in bytes of all tensor data: `--target-bytes` as given, or `--target-bpw`
+/// times `n_params` bits, rounded down to whole bytes.
+///
+/// # Errors
+/// A `--target-bpw` that is not a positive finite number, or neither or both targets given.
+pub(crate) fn target_bytes(args: &Args, n_params: u64) -> Result<u64> {
+    match (args.target_bpw, args.target_bytes) {
+        (Some(b), None) => {
+            if !(b.is_finite() && b > 0.0) {
+                bail!("--target-bpw must be a positive number, got {b}");
+            }
+            #[allow(
+                clippy::cast_precision_loss,
+                clippy::cast_possible_truncation,
+                clippy::cast_sign_loss
+            )]
+            Ok((b * n_params as f64 / 8.0).floor() as u64)
+        }
+        (None, Some(n)) => Ok(n),
+        _ => bail!("give exactly one of --target-bpw and --target-bytes"),
+    }
+}
+
 /// Runs `claimlab compress`; returns what to print.
 ///
 /// # Errors
@@ -357,6 +485,14 @@ fn dq_diff(w: &[f32], back: &[f32]) -> Vec<f64> {
 /// or the writer.
 #[allow(clippy::too_many_lines)]
 pub fn run(args: Args, json_out: bool) -> Result<String> {
+    match args.action.as_deref() {
+        Some(Action::Plan(a)) => return shard::plan(a, json_out),
+        Some(Action::Merge(a)) => return shard::merge(a, json_out),
+        None => {}
+    }
+    if args.shard.shard.is_some() {
+        return shard::run_shard(&args, json_out);
+    }
     if let Some(m) = bert::bert_model(&args)? {
         return bert::run(&args, &m, json_out);
     }
@@ -373,11 +509,6 @@ pub fn run(args: Args, json_out: bool) -> Result<String> {
     }
     if calib_n < 2 {
         bail!("--calib-tokens must be at least 2, got {calib_n}");
-    }
-    if let Some(b) = args.target_bpw {
-        if !(b.is_finite() && b > 0.0) {
-            bail!("--target-bpw must be a positive number, got {b}");
-        }
     }
     if !(args.gptq_damp.is_finite() && args.gptq_damp >= 0.0) {
         bail!(
@@ -423,30 +554,9 @@ pub fn run(args: Args, json_out: bool) -> Result<String> {
         .filter(|t| !(t.shape.len() == 2 && t.param == Param::Weight))
         .map(|t| t.nbytes)
         .sum();
-    #[allow(
-        clippy::cast_precision_loss,
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss
-    )]
-    let target_total = match (args.target_bpw, args.target_bytes) {
-        (Some(b), None) => (b * n_params as f64 / 8.0).floor() as u64,
-        (None, Some(n)) => n,
-        _ => bail!("give exactly one of --target-bpw and --target-bytes"),
-    };
+    let target_total = target_bytes(&args, n_params)?;
     // The smallest reachable size, before any work (cheapest fitting block type per tensor).
-    let min_bytes: u64 = fixed_bytes
-        + targets
-            .iter()
-            .map(|t| {
-                let row = *t.shape.last().unwrap_or(&1);
-                let n = t.shape.iter().product::<usize>() as u64;
-                MENU.iter()
-                    .filter(|d| row > 0 && row.is_multiple_of(d.block_elems()))
-                    .map(|d| n / d.block_elems() as u64 * d.block_bytes() as u64)
-                    .min()
-                    .unwrap_or(0)
-            })
-            .sum::<u64>();
+    let min_bytes: u64 = fixed_bytes + min_menu_bytes(&targets);
     #[allow(clippy::cast_precision_loss)]
     let bpw = |bytes: u64| bytes as f64 * 8.0 / n_params as f64;
     if target_total < min_bytes {
@@ -467,12 +577,7 @@ pub fn run(args: Args, json_out: bool) -> Result<String> {
         std::fs::write(p, serde_json::to_string(&ids)?)
             .with_context(|| format!("writing {}", p.display()))?;
     }
-    let (cids, calib_what) =
-        calib_ids(&tok, args.cache_dir.clone(), args.calib.as_deref(), calib_n)?;
-    let windows = cids.len().div_ceil(CALIB_WINDOW);
-    let pb = bar(windows as u64, "calibration", quiet);
-    let cal: Calib = calibrate(&model, &rt, &cids, CALIB_WINDOW, || pb.inc(1))?;
-    pb.finish_and_clear();
+    let (cal, calib_what) = calibration(&model, &rt, &tok, &args, calib_n, quiet)?;
     let t_calib = t0.elapsed().as_secs_f64();
 
     // 2. Menus.
@@ -480,10 +585,7 @@ pub fn run(args: Args, json_out: bool) -> Result<String> {
     let menus: Vec<TensorMenu> = targets
         .par_iter()
         .map(|t| {
-            let w = model.tensor_f32(&t.name)?;
-            let row = *t.shape.last().unwrap_or(&1);
-            let h = cal.diag(site(t)?)?;
-            let m = tensor_menu(&t.name, t.dtype, row, &w, Some(&h));
+            let m = menu_of(&model, t, &cal);
             pb.inc(1);
             m
         })
@@ -497,23 +599,8 @@ pub fn run(args: Args, json_out: bool) -> Result<String> {
 
     // 3. Allocation on the activation-weighted damage.
     #[allow(clippy::cast_precision_loss)]
-    let items: Vec<Vec<Item>> = menus
-        .iter()
-        .map(|m| {
-            m.options
-                .iter()
-                .map(|o| Item::new(o.bytes as f64, o.weighted_error))
-                .collect()
-        })
-        .collect();
-    #[allow(clippy::cast_precision_loss)]
     let budget = (target_total - fixed_bytes) as f64;
-    let rep = allocate_bits(&items, budget, &AllocateConfig::default())?;
-    let choice = rep
-        .exact
-        .as_ref()
-        .map_or(&rep.lagrangian.choice, |e| &e.choice)
-        .clone();
+    let (choice, rep) = shard::allocate(&menus, target_total, fixed_bytes)?;
 
     // 3b. What-if allocation over the extended menu (SVD, pruning).
     let what_if = if args.extended_menu {
@@ -535,32 +622,7 @@ pub fn run(args: Args, json_out: bool) -> Result<String> {
         .zip(&choice)
         .map(|(m, &c)| {
             let dt = m.options[c].dtype;
-            let w = model.tensor_f32(&m.name)?;
-            let q = quantize(dt, &w)?;
-            let t = tinfo[m.name.as_str()];
-            // The tied token embedding is also a lookup table, whose error enters the residual
-            // stream unweighted: GPTQ's head-input weighting would trade lookup error for head
-            // error, so it is rounded (CLAIMLAB_GPTQ_EMBD=1 runs GPTQ on it too, for comparison).
-            let g = if args.method == Method::Gptq
-                && gptq::supports(dt)
-                && (t.role != Role::TokenEmbedding
-                    || std::env::var_os("CLAIMLAB_GPTQ_EMBD").is_some())
-            {
-                let h = cal.hessian(site(t)?)?;
-                Some(
-                    gptq::gptq_with_report(
-                        dt,
-                        &w,
-                        m.n_elems / m.row,
-                        m.row,
-                        h.as_ref(),
-                        args.gptq_damp,
-                    )
-                    .with_context(|| format!("{}: GPTQ", m.name))?,
-                )
-            } else {
-                None
-            };
+            let (q, g) = quantise_one(&model, m, dt, tinfo[m.name.as_str()], Some(&cal), &args)?;
             pb.inc(1);
             Ok((m.name.clone(), dt, q, g))
         })
@@ -1001,5 +1063,31 @@ mod tests {
     fn rows_not_multiple_of_32_are_rejected() {
         let w = vec![0.5f32; 48 * 2];
         assert!(tensor_menu("t", DType::F32, 48, &w, None).is_err());
+    }
+
+    #[test]
+    fn target_bytes_from_bpw_or_bytes() {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            a: Args,
+        }
+        use clap::Parser as _;
+        let a = |v: &[&str]| {
+            Cli::try_parse_from(std::iter::once("x").chain(v.iter().copied()))
+                .unwrap()
+                .a
+        };
+        assert_eq!(target_bytes(&a(&["--target-bpw", "4"]), 1000).unwrap(), 500);
+        // 4.5 bits x 3 weights = 1.6875 bytes, rounded down
+        assert_eq!(target_bytes(&a(&["--target-bpw", "4.5"]), 3).unwrap(), 1);
+        assert_eq!(
+            target_bytes(&a(&["--target-bytes", "77"]), 1000).unwrap(),
+            77
+        );
+        for bad in ["0", "-1", "NaN", "inf"] {
+            let e = target_bytes(&a(&[&format!("--target-bpw={bad}")]), 1000).unwrap_err();
+            assert!(e.to_string().contains("positive"), "{bad}: {e}");
+        }
     }
 }
