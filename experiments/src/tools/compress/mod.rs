@@ -25,6 +25,7 @@
 
 pub mod bert;
 pub mod calib;
+pub mod entropy;
 pub mod extend;
 pub mod gptq;
 pub mod prune;
@@ -92,9 +93,22 @@ pub enum Method {
     Gptq,
 }
 
+/// Subcommands of `claimlab compress`.
+#[derive(clap::Subcommand, Debug)]
+pub enum Action {
+    /// Rebuild the GGUF from an entropy-coded container, byte for byte.
+    Decode(entropy::DecodeArgs),
+    /// Entropy-code the quantisation indices of any GGUF file.
+    Encode(entropy::EncodeArgs),
+}
+
 /// Arguments of `claimlab compress`.
 #[derive(clap::Args, Debug)]
+#[command(subcommand_negates_reqs = true, args_conflicts_with_subcommands = true)]
 pub struct Args {
+    /// `decode` / `encode` an entropy-coded container instead of compressing.
+    #[command(subcommand)]
+    pub action: Option<Action>,
     /// A llama-family GGUF decoder, or a BERT encoder (safetensors or GGUF, or `minilm` for the
     /// pinned MiniLM; see `compress::bert`); default: the pinned SmolLM2-135M.
     #[arg(long)]
@@ -156,6 +170,10 @@ pub struct Args {
     /// the rebuilt matrices as overrides.
     #[arg(long)]
     pub extended_menu: bool,
+    /// Also entropy-code the output's quantisation indices into OUT.rans (checked to decode
+    /// byte-identically) and report real bytes against the index entropy and R(D).
+    #[arg(long)]
+    pub entropy: bool,
 }
 
 /// One option of a tensor's menu.
@@ -357,6 +375,12 @@ fn dq_diff(w: &[f32], back: &[f32]) -> Vec<f64> {
 /// or the writer.
 #[allow(clippy::too_many_lines)]
 pub fn run(args: Args, json_out: bool) -> Result<String> {
+    match &args.action {
+        Some(Action::Decode(a)) => return entropy::decode_cmd(a, json_out),
+        Some(Action::Encode(a)) => return entropy::encode_cmd(a, json_out),
+        None if args.entropy => return entropy::compress_with_entropy(args, json_out),
+        None => {}
+    }
     if let Some(m) = bert::bert_model(&args)? {
         return bert::run(&args, &m, json_out);
     }
