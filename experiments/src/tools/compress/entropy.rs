@@ -43,7 +43,8 @@
 //!   source moves each weight by at most Δ/2 and snapping a reproduction to the nearest centre
 //!   by at most Δ/2, so R_binned,centres(D') ≤ R(D); BA is run at slopes until its distortion is
 //!   at least D' and its certified lower bound on the rate there is reported (R is
-//!   non-increasing). B is chosen so that Δ ≈ √D/6 ([`RD_BINS_PER_RMSE`]), at most [`RD_MAX_BINS`].
+//!   non-increasing). Where the quantiser reproduced the weights exactly (D = 0, e.g. Q4_1
+//!   re-quantised from a Q4_1 input) the bound is R(0) of the empirical law itself, its entropy. B is chosen so that Δ ≈ √D/6 ([`RD_BINS_PER_RMSE`]), at most [`RD_MAX_BINS`].
 //!
 //! The index entropy is a zero-order (i.i.d.) statistic of the symbols; R(D) concerns the
 //! weights as an i.i.d. source. The block scales of GGUF types adapt to local magnitude, which
@@ -77,6 +78,12 @@ pub const RD_MIN_BINS: usize = 64;
 /// Certified gap at which Blahut-Arimoto stops, in nats (the reported bound is the certified
 /// lower one, so the gap only costs tightness).
 pub const RD_GAP_NATS: f64 = 1e-3;
+
+/// Cap on Blahut-Arimoto's objective evaluations per slope (the lower bound stays certified
+/// when it binds, only looser); near-lossless targets on fine histograms otherwise run long.
+pub const RD_MAX_ITER: usize = 2000;
+/// Slope trials before bisection gives up widening.
+const RD_MAX_SLOPE_STEPS: usize = 24;
 
 const KIND_RAW: u8 = 1;
 const KIND_TENSOR: u8 = 2;
@@ -952,6 +959,29 @@ pub fn rd_bound(w: &[f32], mse: f64) -> Result<RdBound> {
     let lo = x.iter().copied().fold(f64::INFINITY, f64::min);
     let hi = x.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     ensure!(hi > lo, "all weights are equal");
+    if mse == 0.0 {
+        // Exact reproduction: R(0) of the empirical law is its entropy, counted exactly.
+        let mut bits: Vec<u32> = w.iter().map(|v| (v + 0.0).to_bits()).collect();
+        bits.sort_unstable();
+        let mut h = 0.0;
+        let mut i = 0;
+        while i < bits.len() {
+            let j = bits[i..].partition_point(|&b| b == bits[i]) + i;
+            let p = (j - i) as f64 / n;
+            h -= p * p.log2();
+            i = j;
+        }
+        return Ok(RdBound {
+            mse,
+            variance,
+            gaussian_upper_bits: None,
+            ba_lower_bits: h,
+            ba_target_distortion: 0.0,
+            ba_distortion: 0.0,
+            bins: 0,
+            bin_width: 0.0,
+        });
+    }
     let gaussian_upper_bits = if mse > 0.0 {
         Some(if mse >= variance {
             0.0
@@ -979,6 +1009,7 @@ pub fn rd_bound(w: &[f32], mse: f64) -> Result<RdBound> {
     let dist = DistortionMatrix::squared_error(&src, &h.centers)?;
     let cfg = BlahutConfig {
         tol_gap_nats: RD_GAP_NATS,
+        max_iter: RD_MAX_ITER,
         ..Default::default()
     };
     // D(s) falls with s. Find s with D(s) ≥ D' (valid: R(D') ≥ R(D(s)) ≥ its lower bound) as
@@ -986,7 +1017,7 @@ pub fn rd_bound(w: &[f32], mse: f64) -> Result<RdBound> {
     let mut s = 1.0 / (2.0 * d_target);
     let mut best = None;
     let mut invalid_s = None;
-    for _ in 0..24 {
+    for _ in 0..RD_MAX_SLOPE_STEPS {
         let pt = blahut_arimoto(&p, &dist, s, &cfg)?;
         if pt.distortion >= d_target {
             best = Some(pt);
@@ -1693,5 +1724,9 @@ mod tests {
             assert!(b.ba_distortion >= b.ba_target_distortion);
         }
         assert!(rd_bound(&[1.0, 1.0], 0.1).is_err());
+        // D = 0: R(0) of the empirical law is its entropy (two values at 1/4, 3/4).
+        let b = rd_bound(&[0.5, 1.0, 1.0, 1.0], 0.0).unwrap();
+        let h = -(0.25f64 * 0.25f64.log2() + 0.75 * 0.75f64.log2());
+        assert!((b.ba_lower_bits - h).abs() < 1e-12, "{b:?}");
     }
 }
