@@ -28,6 +28,7 @@
 
 pub mod bert;
 pub mod calib;
+pub mod entropy;
 pub mod extend;
 pub mod gptq;
 pub mod prune;
@@ -99,7 +100,8 @@ pub enum Method {
 #[derive(clap::Args, Debug)]
 #[command(subcommand_negates_reqs = true, args_conflicts_with_subcommands = true)]
 pub struct Args {
-    /// A step of a sharded run (`plan`, `merge`) instead of a compression.
+    /// A step of a sharded run (`plan`, `merge`) or of the entropy-coded mode (`encode`,
+    /// `decode`) instead of a compression.
     // Boxed, as is `shard`, to keep `Args` small beside the other commands.
     #[command(subcommand)]
     pub action: Option<Box<Action>>,
@@ -167,6 +169,10 @@ pub struct Args {
     /// Sharded runs (`--shard I/N`, `--plan`); see [`shard`].
     #[command(flatten)]
     pub shard: Box<shard::ShardArgs>,
+    /// Also entropy-code the output's quantisation indices into OUT.rans (checked to decode
+    /// byte-identically) and report real bytes against the index entropy and R(D).
+    #[arg(long)]
+    pub entropy: bool,
 }
 
 /// Subcommands of `claimlab compress`.
@@ -176,6 +182,10 @@ pub enum Action {
     Plan(shard::PlanArgs),
     /// Join the part files of round 2 into the GGUF a single run writes, and score it.
     Merge(shard::MergeArgs),
+    /// Rebuild the GGUF from an entropy-coded container, byte for byte.
+    Decode(entropy::DecodeArgs),
+    /// Entropy-code the quantisation indices of any GGUF file.
+    Encode(entropy::EncodeArgs),
 }
 
 /// One option of a tensor's menu.
@@ -488,10 +498,18 @@ pub fn run(args: Args, json_out: bool) -> Result<String> {
     match args.action.as_deref() {
         Some(Action::Plan(a)) => return shard::plan(a, json_out),
         Some(Action::Merge(a)) => return shard::merge(a, json_out),
+        Some(Action::Decode(a)) => return entropy::decode_cmd(a, json_out),
+        Some(Action::Encode(a)) => return entropy::encode_cmd(a, json_out),
         None => {}
     }
     if args.shard.shard.is_some() {
+        if args.entropy {
+            bail!("--entropy is not available with --shard: code the merged file with `claimlab compress encode`");
+        }
         return shard::run_shard(&args, json_out);
+    }
+    if args.entropy {
+        return entropy::compress_with_entropy(args, json_out);
     }
     if let Some(m) = bert::bert_model(&args)? {
         return bert::run(&args, &m, json_out);
