@@ -1,6 +1,5 @@
 //! `claimlab compress` on the pinned SmolLM2: a smaller GGUF that re-opens, within the target,
-//! with a finite perplexity, a calibration whose rebuilt activations match the runtime's, a
-//! validated damage proxy and a predicted loss; bad arguments fail with a clear error before any
+//! with a finite perplexity, a validated damage estimate (by default the empirical Fisher) and a predicted loss; bad arguments fail with a clear error before any
 //! output is written.
 
 use std::process::Command;
@@ -24,8 +23,6 @@ fn check_output(js: &serde_json::Value, out_path: &std::path::Path, bpw: f64) {
         b.is_finite() && a.is_finite() && a > 1.0 && b > 1.0,
         "{b} {a}"
     );
-    // The rebuilt projection inputs reproduce the runtime's residual stream.
-    assert!(js["calibration"]["rebuild_rel_error"].as_f64().unwrap() < 1e-3);
 }
 
 #[test]
@@ -56,7 +53,8 @@ fn compress_smollm2_quick_with_validation() {
         let dn = p["delta_nll"].as_f64().unwrap();
         let w = p["diag_weighted"].as_f64().unwrap();
         let f = p["full_weighted"].as_f64().unwrap();
-        assert!(dn.is_finite() && w > 0.0 && f > 0.0, "{p}");
+        let a = p["allocator_damage"].as_f64().unwrap();
+        assert!(dn.is_finite() && w > 0.0 && f > 0.0 && a > 0.0, "{p}");
     }
     assert!(js["measured_delta_nll"].as_f64().unwrap().is_finite());
     // Every chosen option is a GGUF block type whose stored bytes add up to the file's.
@@ -91,6 +89,8 @@ fn compress_smollm2_gptq_same_size_as_rounding() {
             "4.5",
             "--validate",
             "0",
+            "--damage",
+            "diag",
             "--extended-menu",
         ],
         &out_path,

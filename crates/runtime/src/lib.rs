@@ -13,6 +13,8 @@
 //!   with central finite differences, with its standard error).
 //! * [`GradModel`] and [`loss_gradient`] — exact reverse-mode gradient of the decoder's mean
 //!   next-token NLL with respect to chosen blocks, the final norm and the embedding (f64).
+//! * [`block_forward`] — one decoder block on an activation matrix with caller-supplied weights
+//!   (layer-streaming calibration and sequential quantisation).
 //! * [`Hooks`] — per-layer captures (attention probabilities, MLP pre/post activations, residual
 //!   stream) and weight substitution ([`Overrides`]) without copying the other tensors;
 //!   [`ResidualPatch`] replaces the residual stream after a block at chosen positions
@@ -43,6 +45,7 @@ mod llama;
 mod matvec;
 mod params;
 mod stats;
+mod stream;
 mod tokenizer;
 
 pub use backward::{loss_gradient, GradModel, GradSpec, LossGradient, ParamGrad, BLOCK_TENSORS};
@@ -54,4 +57,5 @@ pub use fisher::{fisher_trace, FisherConfig, FisherLayer, FisherTrace};
 pub use hooks::{Capture, Captures, Hooks, LayerCapture, Overrides, ResidualPatch};
 pub use llama::{KvCache, LlamaConfig, LlamaModel, LlamaOutput};
 pub use matvec::matvec;
+pub use stream::{block_forward, final_norm, BlockInputs, BlockWeights};
 pub use tokenizer::TextTokenizer;

@@ -127,7 +127,13 @@ fn matmul_nt(x: &[f32], w: &[f32], n: usize, k: usize, m: usize) -> Vec<f32> {
     y
 }
 
-fn add_gram(gram: &mut HashMap<Site, Mat<f32>>, site: Site, x: &[f32], n: usize, d: usize) {
+pub(crate) fn add_gram(
+    gram: &mut HashMap<Site, Mat<f32>>,
+    site: Site,
+    x: &[f32],
+    n: usize,
+    d: usize,
+) {
     let g = gram.entry(site).or_insert_with(|| Mat::zeros(d, d));
     let xm = MatRef::from_row_major_slice(x, n, d);
     matmul(
@@ -150,7 +156,7 @@ fn rel_diff(a: &[f32], b: &[f32]) -> f64 {
 }
 
 /// Names of the weight matrices of block `l` by role (from the file's tensor roles).
-fn block_names(model: &Model) -> HashMap<(Role, Option<usize>), String> {
+pub(crate) fn block_names(model: &Model) -> HashMap<(Role, Option<usize>), String> {
     model
         .tensors()
         .iter()

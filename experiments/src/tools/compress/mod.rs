@@ -1,16 +1,20 @@
 //! `claimlab compress`: a llama GGUF model in, a smaller GGUF with standard block types out, with
 //! its measured perplexity beside the original's and beside the predicted loss.
 //!
-//! 1. Calibration ([`calib`]): the Gram matrix `XᵀX` of every projection's inputs over
-//!    calibration tokens (Brown text outside the news genre, or `--calib FILE`), from hooked
-//!    forward passes of the project's runtime.
+//! 1. Calibration ([`sequential::calibrate_streaming`]): the Gram matrix `XᵀX` of every
+//!    projection's inputs over calibration tokens (Brown text outside the news genre, or
+//!    `--calib FILE`), the tokens' hidden states pushed through the model one block at a time
+//!    (weights read from the memory map block by block).
 //! 2. Menus: per 2-D weight tensor, every GGUF block type whose block divides its rows
 //!    ([`MENU`]: Q2_K..Q6_K, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0). Cost = the real stored bytes;
-//!    damage = the activation-weighted squared error `Σ_rj ΔW_rj² · (XᵀX/n)_jj` (the mean
-//!    squared output error per token if input columns were uncorrelated).
+//!    damage ([`damage`], `--damage`) = by default `½ Σ F_rj ΔW_rj²` with the empirical Fisher
+//!    diagonal from exact gradients (loss units, comparable across tensors), or the
+//!    activation-weighted squared error `Σ_rj ΔW_rj² · (XᵀX/n)_jj` (diag) or
+//!    `tr(ΔW XᵀX/n ΔWᵀ)` (full), each in the units of the matrix's own output.
 //! 3. Allocation: `claimlab_budget::allocate_bits` (Lagrangian and exact, with the gap).
 //! 4. Quantisation of the chosen types by plain rounding (GGML's reference rules) or, with
-//!    `--method gptq`, by second-order error feedback ([`gptq`]) on the same types, so both
+//!    `--method gptq`, by second-order error feedback ([`gptq`]) on the same types, with each
+//!    block's `XᵀX` from the already quantised blocks before it ([`sequential`]), so both
 //!    methods have exactly equal size; the rounding model's perplexity is measured beside it,
 //!    and both methods' calibration objective `tr(ΔW H ΔWᵀ)` per matrix goes in the manifest.
 //!    With `--extended-menu`, truncated SVD ([`svd`]) and magnitude pruning ([`prune`]) join
@@ -28,10 +32,12 @@
 
 pub mod bert;
 pub mod calib;
+pub mod damage;
 pub mod entropy;
 pub mod extend;
 pub mod gptq;
 pub mod prune;
+pub mod sequential;
 pub mod shard;
 pub mod svd;
 
@@ -53,7 +59,7 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 use rayon::prelude::*;
 use serde_json::json;
 
-use self::calib::{calibrate, site_of, spearman, Calib, Site};
+use self::calib::{site_of, spearman, Calib, Site};
 use super::open_model;
 
 /// The menu of block types tried for each tensor, in order of bits per weight; a type is
@@ -76,6 +82,9 @@ pub const EVAL_CONTEXT: usize = 512;
 
 /// Window of the calibration forward passes, in tokens.
 pub const CALIB_WINDOW: usize = 512;
+
+/// Window of the gradient passes of the Fisher damage (`--damage fisher`), in tokens.
+pub const FISHER_WINDOW: usize = 64;
 
 /// At most this many evaluation tokens score each single-tensor validation run.
 pub const VALIDATE_TOKENS: usize = 512;
@@ -133,12 +142,27 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = Method::Rtn)]
     pub method: Method,
     /// GPTQ's relative damping: λ = DAMP · mean(diag XᵀX/n) is added to the diagonal. The
-    /// default 1.0, not GPTQ's 0.01: the Gram of the clean model's inputs misses the noise the
-    /// quantised layers before add (no sequential calibration yet); on SmolLM2 at 4.5 bpw
-    /// damping 0.01 / 0.1 / 0.3 / 1.0 gave +0.719 / +0.489 / +0.476 / +0.446 nats against
-    /// rounding's +0.482.
+    /// default 1.0 is the best measured: on SmolLM2 at Q4_0's size (4.507 bpw, Fisher
+    /// allocation, 1024 calibration tokens, sequential statistics) damping 0.1 / 1.0 gave
+    /// +0.158 / +0.154 nats against rounding's +0.178 at equal size (perplexity 42.79 / 42.59
+    /// against 43.65). Heavy damping suits the small calibration sample: 1024 tokens give a
+    /// rank-deficient XᵀX for `ffn_down`'s 1536 inputs. With the clean model's Gram
+    /// (--gptq-clean) and the diag allocation, 0.01 / 0.1 / 0.3 / 1.0 gave +0.719 / +0.489 /
+    /// +0.476 / +0.446 against rounding's +0.482.
     #[arg(long, default_value_t = 1.0)]
     pub gptq_damp: f64,
+    /// GPTQ on the clean model's XᵀX (every block's inputs from the unquantised model), as
+    /// before sequential calibration; default: sequential (each block's inputs from the blocks
+    /// before it already quantised, as GPTQ's authors run it).
+    #[arg(long)]
+    pub gptq_clean: bool,
+    /// The damage estimate the allocator minimises (see `compress::damage`): fisher (empirical
+    /// Fisher diagonal from exact gradients, in nats; the default: on SmolLM2 at Q4_0's size its
+    /// mix scored perplexity 43.65 against uniform Q4_0's 48.09 and the diag mix's 53.78, at
+    /// about 2 GiB more peak memory for the f64 gradient model), diag (the diagonal of the
+    /// calibration XᵀX, the previous default) or full (the full XᵀX).
+    #[arg(long, value_enum, default_value_t = damage::Damage::Fisher)]
+    pub damage: damage::Damage,
     /// Tokens of Brown news (documents ca01-ca44) to score, in windows of 512 (default 2048;
     /// 256 with --quick).
     #[arg(long)]
@@ -351,10 +375,11 @@ struct Probe {
     sq_error: f64,
     diag_weighted: f64,
     full_weighted: f64,
+    allocator_damage: f64,
     delta_nll: f64,
 }
 
-fn targets_of(model: &Model) -> Vec<TensorInfo> {
+pub(crate) fn targets_of(model: &Model) -> Vec<TensorInfo> {
     model
         .tensors()
         .iter()
@@ -379,31 +404,82 @@ fn dq_diff(w: &[f32], back: &[f32]) -> Vec<f64> {
         .collect()
 }
 
-/// Calibration of `model` (the Gram matrices of every projection's inputs) on the tokens
-/// `--calib` or Brown gives; returns it with a description of the text.
+/// Calibration of `model` (the Gram matrices of every projection's inputs, streamed block by
+/// block from the file) on the tokens `--calib` or Brown gives; returns it with a description
+/// of the text and the calibration token ids.
 fn calibration(
     model: &Model,
-    rt: &LlamaModel,
     tok: &TextTokenizer,
     args: &Args,
     calib_n: usize,
     quiet: bool,
-) -> Result<(Calib, String)> {
+) -> Result<(Calib, String, Vec<u32>)> {
     let (cids, calib_what) =
         calib_ids(tok, args.cache_dir.clone(), args.calib.as_deref(), calib_n)?;
-    let windows = cids.len().div_ceil(CALIB_WINDOW);
-    let pb = bar(windows as u64, "calibration", quiet);
-    let cal: Calib = calibrate(model, rt, &cids, CALIB_WINDOW, || pb.inc(1))?;
+    let pb = bar(model.config().n_layers as u64, "calibration", quiet);
+    let cal: Calib = sequential::calibrate_streaming(model, &cids, CALIB_WINDOW, || pb.inc(1))?;
     pb.finish_and_clear();
-    Ok((cal, calib_what))
+    Ok((cal, calib_what, cids))
 }
 
-/// The menu of target tensor `t`, its damage weighted by the calibration diagonal of its site.
-fn menu_of(model: &Model, t: &TensorInfo, cal: &Calib) -> Result<TensorMenu> {
+/// The empirical Fisher diagonal of the tensors `names` on the calibration tokens `cids`, when
+/// `--damage fisher` asks for it.
+fn fisher_of(
+    model: &Model,
+    names: &[String],
+    cids: &[u32],
+    args: &Args,
+    quiet: bool,
+) -> Result<Option<HashMap<String, Vec<f32>>>> {
+    if args.damage != damage::Damage::Fisher {
+        return Ok(None);
+    }
+    let grt = LlamaModel::load(model)?;
+    let pb = bar(
+        cids.len().div_ceil(FISHER_WINDOW) as u64,
+        "Fisher gradients",
+        quiet,
+    );
+    let f = damage::fisher_diag(&grt, names, cids, FISHER_WINDOW, || pb.inc(1))?;
+    pb.finish_and_clear();
+    Ok(Some(f))
+}
+
+/// The calibration weights of target `t`'s damage: its site's Gram diagonal, and the full Gram
+/// with `--damage full`.
+fn damage_inputs(
+    cal: &Calib,
+    t: &TensorInfo,
+    args: &Args,
+) -> Result<(Vec<f64>, Option<faer::Mat<f64>>)> {
+    let s = site(t)?;
+    Ok((
+        cal.diag(s)?,
+        (args.damage == damage::Damage::Full)
+            .then(|| cal.hessian(s))
+            .transpose()?,
+    ))
+}
+
+/// The menu of target tensor `t`, its damage weighted as `--damage` says (the Fisher diagonal,
+/// the full calibration Gram, or its diagonal).
+fn menu_of(
+    model: &Model,
+    t: &TensorInfo,
+    cal: &Calib,
+    fisher: Option<&HashMap<String, Vec<f32>>>,
+    args: &Args,
+) -> Result<TensorMenu> {
     let w = model.tensor_f32(&t.name)?;
     let row = *t.shape.last().unwrap_or(&1);
-    let h = cal.diag(site(t)?)?;
-    tensor_menu(&t.name, t.dtype, row, &w, Some(&h))
+    let h = damage_inputs(cal, t, args)?;
+    damage::tensor_menu_damage(
+        &t.name,
+        t.dtype,
+        row,
+        &w,
+        damage_weights(&t.name, &h, fisher)?,
+    )
 }
 
 /// Stored bytes of the targets at their cheapest fitting block types (0 for a tensor none fits;
@@ -423,20 +499,29 @@ fn min_menu_bytes(targets: &[TensorInfo]) -> u64 {
         .sum()
 }
 
+/// What GPTQ works from: the clean model's calibration (`--gptq-clean`), or the results of the
+/// sequential run ([`sequential::sequential_gptq`], block by block on the inputs of the already
+/// quantised blocks), keyed by tensor name.
+#[derive(Clone, Copy)]
+enum GptqInputs<'a> {
+    Clean(&'a Calib),
+    Sequential(&'a HashMap<String, (Vec<u8>, gptq::GptqReport)>),
+}
+
 /// One tensor's bytes at block type `dt`: rounded, and with `--method gptq` where it applies
-/// also by GPTQ (with its report). `cal` is needed only for GPTQ.
+/// also by GPTQ (with its report).
 type Quantised = (Vec<u8>, Option<(Vec<u8>, gptq::GptqReport)>);
 
-/// Quantises target `t` (menu `m`) to `dt` as [`Quantised`] says.
+/// Quantises target `t` (menu `m`) to `dt` as [`Quantised`] says; `gi` is needed only for GPTQ.
 ///
 /// # Errors
-/// Quantisation or GPTQ failures, or GPTQ asked without a calibration.
+/// Quantisation or GPTQ failures, or GPTQ asked without its inputs.
 fn quantise_one(
     model: &Model,
     m: &TensorMenu,
     dt: DType,
     t: &TensorInfo,
-    cal: Option<&Calib>,
+    gi: Option<GptqInputs<'_>>,
     args: &Args,
 ) -> Result<Quantised> {
     let w = model.tensor_f32(&m.name)?;
@@ -445,16 +530,49 @@ fn quantise_one(
     // stream unweighted: GPTQ's head-input weighting would trade lookup error for head
     // error, so it is rounded (CLAIMLAB_GPTQ_EMBD=1 runs GPTQ on it too, for comparison).
     let g = if uses_gptq(args, dt, t) {
-        let cal = cal.context("GPTQ needs the calibration")?;
-        let h = cal.hessian(site(t)?)?;
-        Some(
-            gptq::gptq_with_report(dt, &w, m.n_elems / m.row, m.row, h.as_ref(), args.gptq_damp)
-                .with_context(|| format!("{}: GPTQ", m.name))?,
-        )
+        match gi.context("GPTQ needs the calibration")? {
+            GptqInputs::Sequential(seq) => seq.get(&m.name).cloned(),
+            GptqInputs::Clean(cal) => {
+                let h = cal.hessian(site(t)?)?;
+                Some(
+                    gptq::gptq_with_report(
+                        dt,
+                        &w,
+                        m.n_elems / m.row,
+                        m.row,
+                        h.as_ref(),
+                        args.gptq_damp,
+                    )
+                    .with_context(|| format!("{}: GPTQ", m.name))?,
+                )
+            }
+        }
     } else {
         None
     };
     Ok((q, g))
+}
+
+/// The sequential GPTQ results for the types `pick` (tensor name to block type; every target of
+/// the model, since each block's inputs come from all blocks before it), keyed by tensor name.
+fn sequential_results(
+    model: &Model,
+    pick: &HashMap<String, DType>,
+    cids: &[u32],
+    args: &Args,
+    quiet: bool,
+) -> Result<HashMap<String, (Vec<u8>, gptq::GptqReport)>> {
+    let mut seq = HashMap::new();
+    let pb = bar(model.config().n_layers as u64, "sequential GPTQ", quiet);
+    for t in sequential::sequential_gptq(model, pick, cids, CALIB_WINDOW, args.gptq_damp, || {
+        pb.inc(1);
+    })? {
+        if let Some(r) = t.report {
+            seq.insert(t.name, (t.bytes, r));
+        }
+    }
+    pb.finish_and_clear();
+    Ok(seq)
 }
 
 /// Whether target `t` at type `dt` is filled by GPTQ (see [`quantise_one`]).
@@ -587,23 +705,28 @@ pub fn run(args: Args, json_out: bool) -> Result<String> {
         );
     }
 
-    // 1. Runtime, tokens, calibration.
-    let rt = LlamaModel::load(&model)?;
+    // 1. Tokens, calibration (streamed block by block from the file; the runtime is loaded
+    // only for the evaluation).
     let tok = TextTokenizer::for_model(&model)?;
     let ids = news_tokens(&tok, args.cache_dir.clone(), eval_n)?;
     if let Some(p) = &args.eval_ids_out {
         std::fs::write(p, serde_json::to_string(&ids)?)
             .with_context(|| format!("writing {}", p.display()))?;
     }
-    let (cal, calib_what) = calibration(&model, &rt, &tok, &args, calib_n, quiet)?;
+    let (cal, calib_what, cids) = calibration(&model, &tok, &args, calib_n, quiet)?;
     let t_calib = t0.elapsed().as_secs_f64();
 
-    // 2. Menus.
+    // 2. Menus (the Fisher diagonal first when it is the damage).
+    if args.extended_menu && args.damage != damage::Damage::Diag {
+        bail!("--extended-menu compares against the diag damage only; drop --damage or --extended-menu");
+    }
+    let names: Vec<String> = targets.iter().map(|t| t.name.clone()).collect();
+    let fisher = fisher_of(&model, &names, &cids, &args, quiet)?;
     let pb = bar(targets.len() as u64, "menus", quiet);
     let menus: Vec<TensorMenu> = targets
         .par_iter()
         .map(|t| {
-            let m = menu_of(&model, t, &cal);
+            let m = menu_of(&model, t, &cal, fisher.as_ref(), &args);
             pb.inc(1);
             m
         })
@@ -630,8 +753,19 @@ pub fn run(args: Args, json_out: bool) -> Result<String> {
         None
     };
 
-    // 4. Quantise the chosen types (rounding; GPTQ on top when asked).
+    // 4. Quantise the chosen types (rounding; GPTQ on top when asked: sequential, block by
+    // block on the inputs of the already quantised blocks, unless --gptq-clean).
     let t_q = Instant::now();
+    let seq = if args.method == Method::Gptq && !args.gptq_clean {
+        let pick: HashMap<String, DType> = menus
+            .iter()
+            .zip(&choice)
+            .map(|(m, &c)| (m.name.clone(), m.options[c].dtype))
+            .collect();
+        sequential_results(&model, &pick, &cids, &args, quiet)?
+    } else {
+        HashMap::new()
+    };
     let pb = bar(menus.len() as u64, "quantise chosen", quiet);
     let tinfo: HashMap<&str, &TensorInfo> = targets.iter().map(|t| (t.name.as_str(), t)).collect();
     type Chosen = (String, DType, Vec<u8>, Option<(Vec<u8>, gptq::GptqReport)>);
@@ -640,7 +774,12 @@ pub fn run(args: Args, json_out: bool) -> Result<String> {
         .zip(&choice)
         .map(|(m, &c)| {
             let dt = m.options[c].dtype;
-            let (q, g) = quantise_one(&model, m, dt, tinfo[m.name.as_str()], Some(&cal), &args)?;
+            let gi = if args.gptq_clean {
+                GptqInputs::Clean(&cal)
+            } else {
+                GptqInputs::Sequential(&seq)
+            };
+            let (q, g) = quantise_one(&model, m, dt, tinfo[m.name.as_str()], Some(gi), &args)?;
             pb.inc(1);
             Ok((m.name.clone(), dt, q, g))
         })
@@ -687,6 +826,7 @@ pub fn run(args: Args, json_out: bool) -> Result<String> {
     drop(repl);
 
     // 6. Re-open and measure.
+    let rt = LlamaModel::load(&model)?;
     let out_model =
         Model::open(&args.out).with_context(|| format!("re-opening {}", args.out.display()))?;
     let out_tensor_bytes = out_model.tensor_bytes();
@@ -763,6 +903,14 @@ pub fn run(args: Args, json_out: bool) -> Result<String> {
             let full =
                 gptq::hessian_error(&dq_diff(&w, &back), m.n_elems / m.row, m.row, h.as_ref());
             drop(h);
+            let hw = damage_inputs(&cal, tinfo[m.name.as_str()], &args)?;
+            let alloc = damage::option_damage(
+                &w,
+                &back,
+                m.row,
+                damage_weights(&m.name, &hw, fisher.as_ref())?,
+            )?;
+            drop(hw);
             let mut ov = Overrides::default();
             ov.insert(m.name.clone(), back);
             let p = perplexity(&rt, vids, &vcfg, &ov)?;
@@ -772,6 +920,7 @@ pub fn run(args: Args, json_out: bool) -> Result<String> {
                 sq_error: sq,
                 diag_weighted: diag_w,
                 full_weighted: full,
+                allocator_damage: alloc,
                 delta_nll: p.mean_nll_nats - vb.mean_nll_nats,
             });
             pb.inc(1);
@@ -783,6 +932,7 @@ pub fn run(args: Args, json_out: bool) -> Result<String> {
     let rho_sq = spearman(&col(|p| p.sq_error), &meas);
     let rho_diag = spearman(&col(|p| p.diag_weighted), &meas);
     let rho_full = spearman(&col(|p| p.full_weighted), &meas);
+    let rho_alloc = spearman(&col(|p| p.allocator_damage), &meas);
     let chosen_proxy: f64 = menus
         .iter()
         .zip(&choice)
@@ -797,7 +947,7 @@ pub fn run(args: Args, json_out: bool) -> Result<String> {
     // most damaged probe, which may be past the quadratic regime) and the median of the
     // per-probe ratios (robust to it; added after the first full run showed the ratio of sums
     // overshooting). The whole model's prediction scales the chosen options' summed errors.
-    let diag_col = col(|p| p.diag_weighted);
+    let diag_col = col(|p| p.allocator_damage);
     let scale = {
         let (sm, sp) = (meas.iter().sum::<f64>(), diag_col.iter().sum::<f64>());
         (sp > 0.0 && !probes.is_empty()).then(|| sm / sp)
@@ -839,6 +989,12 @@ pub fn run(args: Args, json_out: bool) -> Result<String> {
     };
 
     if json_out {
+        let validation_json = json!({
+            "seed": args.seed, "tokens": vids.len(), "probe": format!("each sampled tensor alone, perturbed by {PROBE_GAIN} x the error of its cheapest option"),
+            "spearman_sq_error": rho_sq, "spearman_diag_weighted": rho_diag, "spearman_full_weighted": rho_full, "spearman": {"allocator_damage": rho_alloc},
+            "nats_per_proxy_unit": scale, "nats_per_proxy_unit_median": scale_median, "probes": probes,
+        });
+        let gptq_json = json!({"calibration": if args.gptq_clean { "clean model" } else { "sequential (quantised earlier blocks)" }, "damp": args.gptq_damp});
         let tensors: Vec<_> = menus
             .iter()
             .zip(&choice)
@@ -857,7 +1013,7 @@ pub fn run(args: Args, json_out: bool) -> Result<String> {
                 "sq_error_rtn": gptq_sum(|r| r.rtn_sq_error), "sq_error_gptq": gptq_sum(|r| r.gptq_sq_error),
                 "tensors": gptq_reports.iter().map(|(n, r)| json!({"name": n, "errors": r})).collect::<Vec<_>>()},
             "baseline_note": format!("the input stores its matrices as {}; its dequantised weights are the baseline", input_types.join(", ")),
-            "damage_proxy": "activation-weighted squared error: sum_rj dW_rj^2 (X^T X / n)_jj",
+            "damage_proxy": args.damage.label(), "gptq": gptq_json,
             "calibration": {"text": calib_what, "tokens": cal.n_tokens, "window": CALIB_WINDOW, "rebuild_rel_error": cal.rebuild_error, "seconds": t_calib},
             "n_params": n_params, "target_bytes": target_total, "target_bpw": bpw(target_total),
             "min_bytes": min_bytes, "max_bytes": max_bytes, "fixed_f32_bytes": fixed_bytes,
@@ -869,11 +1025,7 @@ pub fn run(args: Args, json_out: bool) -> Result<String> {
             "perplexity_before": before.ppl, "perplexity_after": after.ppl,
             "nll_before": before.mean_nll_nats, "nll_after": after.mean_nll_nats, "delta_nll": d_nll,
             "rtn_same_size": rtn_after.as_ref().map(|p| json!({"perplexity": p.ppl, "nll": p.mean_nll_nats, "delta_nll": p.mean_nll_nats - before.mean_nll_nats})),
-            "validation": {
-                "seed": args.seed, "tokens": vids.len(), "probe": format!("each sampled tensor alone, perturbed by {PROBE_GAIN} x the error of its cheapest option"),
-                "spearman_sq_error": rho_sq, "spearman_diag_weighted": rho_diag, "spearman_full_weighted": rho_full,
-                "nats_per_proxy_unit": scale, "nats_per_proxy_unit_median": scale_median, "probes": probes,
-            },
+            "validation": validation_json,
             "predicted_delta_nll": predicted, "predicted_delta_nll_median": predicted_median, "measured_delta_nll": d_nll,
             "seconds": secs, "seconds_quantise": t_quant, "extended_menu": what_if_json, "tensors": tensors,
         }))?);
@@ -906,8 +1058,10 @@ pub fn run(args: Args, json_out: bool) -> Result<String> {
     );
     let _ = writeln!(
         s,
-        "calibration {} tokens of {} (rebuilt residual stream within {:.1e}); damage = sum dW^2 (X^T X/n)_jj\n",
-        cal.n_tokens, calib_what, cal.rebuild_error
+        "calibration {} tokens of {} (streamed block by block); damage = {}\n",
+        cal.n_tokens,
+        calib_what,
+        args.damage.label()
     );
     let _ = writeln!(
         s,
@@ -966,13 +1120,14 @@ pub fn run(args: Args, json_out: bool) -> Result<String> {
         let f = |r: Option<f64>| r.map_or_else(|| "n/a".into(), |v| format!("{v:.3}"));
         let _ = writeln!(
             s,
-            "\nvalidation  {} tensors (seed {}), each alone perturbed by {PROBE_GAIN} x its cheapest option's error, {} tokens: Spearman vs measured delta NLL: plain sq error {}, diag-weighted {}, full X^T X {}",
+            "\nvalidation  {} tensors (seed {}), each alone perturbed by {PROBE_GAIN} x its cheapest option's error, {} tokens: Spearman vs measured delta NLL: plain sq error {}, diag-weighted {}, full X^T X {}, allocator's damage {}",
             probes.len(),
             args.seed,
             vids.len(),
             f(rho_sq),
             f(rho_diag),
-            f(rho_full)
+            f(rho_full),
+            f(rho_alloc)
         );
         let _ = writeln!(
             s,
@@ -990,7 +1145,7 @@ pub fn run(args: Args, json_out: bool) -> Result<String> {
     let fmt = |v: Option<f64>, f: &dyn Fn(f64) -> String| v.map_or_else(|| "n/a".into(), f);
     let _ = writeln!(
         s,
-        "predicted   delta NLL {} (ratio of sums, {} nats/unit) or {} (median ratio, {} nats/unit), from the diag-weighted total {chosen_proxy:.4e}; measured {d_nll:+.4}",
+        "predicted   delta NLL {} (ratio of sums, {} nats/unit) or {} (median ratio, {} nats/unit), from the allocator's total damage {chosen_proxy:.4e}; measured {d_nll:+.4}",
         fmt(predicted, &|p| format!("{p:+.4}")),
         fmt(scale, &|c| format!("{c:.3e}")),
         fmt(predicted_median, &|p| format!("{p:+.4}")),
@@ -1018,6 +1173,23 @@ pub fn run(args: Args, json_out: bool) -> Result<String> {
         "time        {secs:.1} s (calibration {t_calib:.1} s, quantise {t_quant:.1} s)"
     );
     Ok(s)
+}
+
+/// The damage weights of one tensor: the full Gram when given, else its Fisher diagonal when
+/// given, else the Gram's diagonal.
+fn damage_weights<'a>(
+    name: &str,
+    h: &'a (Vec<f64>, Option<faer::Mat<f64>>),
+    fisher: Option<&'a HashMap<String, Vec<f32>>>,
+) -> Result<damage::Weights<'a>> {
+    Ok(match (&h.1, fisher) {
+        (Some(full), _) => damage::Weights::Full(full.as_ref()),
+        (None, Some(f)) => damage::Weights::Fisher(
+            f.get(name)
+                .with_context(|| format!("no Fisher diagonal for {name}"))?,
+        ),
+        (None, None) => damage::Weights::Diag(&h.0),
+    })
 }
 
 /// Median (mean of the two middle values for an even count); `None` when empty.

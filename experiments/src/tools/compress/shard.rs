@@ -13,7 +13,9 @@
 //!    single run (`claimlab_budget::allocate_bits` over the menus in the model's tensor order).
 //!    It needs neither the model nor the calibration, and takes seconds.
 //! 3. **Quantise** — `compress ARGS --shard I/N --plan plan.json --out part-I.bin`: each shard
-//!    fills its tensors' chosen types (rounding, or GPTQ with the calibration redone), into a
+//!    fills its tensors' chosen types (rounding; or GPTQ, sequential by default, which runs over
+//!    every block in order in each shard because block l's inputs come from the quantised blocks
+//!    before it, so only `--gptq-clean` spreads the GPTQ work itself), into a
 //!    part file: a JSON header (its slice of the manifest, a fingerprint per tensor) and the
 //!    tensor bytes.
 //! 4. **Merge** — `compress merge --plan plan.json part-*.bin --out model.gguf`: checks every
@@ -24,7 +26,8 @@
 //!    the same Brown news tokens as a single run).
 //!
 //! ARGS are the arguments of a single run (`--model`, `--target-bpw`/`--target-bytes`,
-//! `--calib`, `--calib-tokens`, `--method`, `--gptq-damp`, `--quick`, `--eval-tokens`), the same
+//! `--calib`, `--calib-tokens`, `--method`, `--gptq-damp`, `--gptq-clean`, `--damage`, `--quick`,
+//! `--eval-tokens`), the same
 //! for every shard and both rounds: each file records them with the model's fingerprint, and a
 //! shard, plan or part made with other settings or another model is refused with the difference
 //! named. Tensors go to shards by longest-processing-time order on their element counts (largest
@@ -39,7 +42,7 @@
 //! same-size rounding comparison (a merged GPTQ run reports the GPTQ model only). The merge
 //! holds all quantised tensors in memory, as a single run does.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
@@ -54,8 +57,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::{
-    bar, calibration, menu_of, min_menu_bytes, news_tokens, quantise_one, site, target_bytes,
-    targets_of, tmp_path, Args, MenuOption, Method, TensorMenu, EVAL_CONTEXT,
+    bar, calib_ids, calibration, fisher_of, menu_of, min_menu_bytes, news_tokens, quantise_one,
+    sequential_results, site, target_bytes, targets_of, tmp_path, Args, GptqInputs, MenuOption,
+    Method, TensorMenu, EVAL_CONTEXT,
 };
 use crate::tools::open_model;
 
@@ -66,8 +70,8 @@ Sharded compression (a Slurm job array or a Kubernetes indexed Job; shards are 0
   once:              claimlab compress plan work/menus-*.json --out work/plan.json
   round 2, N tasks:  claimlab compress ARGS --shard $I/N --plan work/plan.json --out work/part-$I.bin
   once:              claimlab compress merge --plan work/plan.json work/part-*.bin --out model.gguf
-ARGS (--model, --target-bpw/--target-bytes, --calib, --calib-tokens, --method, --gptq-damp, --quick,
---eval-tokens) must be the same in every task; I is $SLURM_ARRAY_TASK_ID (sbatch --array=0-$((N-1))) or
+ARGS (--model, --target-bpw/--target-bytes, --calib, --calib-tokens, --method, --gptq-damp,
+--gptq-clean, --damage, --quick, --eval-tokens) must be the same in every task; I is $SLURM_ARRAY_TASK_ID (sbatch --array=0-$((N-1))) or
 $JOB_COMPLETION_INDEX (Kubernetes, completionMode: Indexed, completions: N). Each file records the
 settings and the model's fingerprint; mismatched, missing or duplicate shards are refused. The
 merged GGUF is byte-identical to a single run with ARGS.";
@@ -180,6 +184,8 @@ pub(crate) struct Settings {
     method: String,
     gptq_damp: String,
     gptq_embd: bool,
+    gptq_clean: bool,
+    damage: String,
     calib: String,
     calib_tokens: usize,
     eval_tokens: usize,
@@ -401,6 +407,8 @@ fn prepare(args: &Args) -> Result<Prepared> {
         method: method_name(args.method).into(),
         gptq_damp: format!("{:?}", args.gptq_damp),
         gptq_embd: std::env::var_os("CLAIMLAB_GPTQ_EMBD").is_some(),
+        gptq_clean: args.gptq_clean,
+        damage: format!("{:?}", args.damage),
         calib,
         calib_tokens: calib_n,
         eval_tokens: eval_n,
@@ -595,15 +603,15 @@ fn menus_round(
 ) -> Result<String> {
     let mine = shard_of_targets(prep, shard);
     let model = &prep.model;
-    let rt = LlamaModel::load(model)?;
     let tok = TextTokenizer::for_model(model)?;
-    let (cal, calib_what) = calibration(model, &rt, &tok, args, prep.calib_tokens, json_out)?;
-    drop(rt);
+    let (cal, calib_what, cids) = calibration(model, &tok, args, prep.calib_tokens, json_out)?;
+    let names: Vec<String> = mine.iter().map(|&i| prep.targets[i].name.clone()).collect();
+    let fisher = fisher_of(model, &names, &cids, args, json_out)?;
     let pb = bar(mine.len() as u64, "menus", json_out);
     let tensors: Vec<StoredMenu> = mine
         .par_iter()
         .map(|&i| {
-            let m = menu_of(model, &prep.targets[i], &cal)?;
+            let m = menu_of(model, &prep.targets[i], &cal, fisher.as_ref(), args)?;
             pb.inc(1);
             StoredMenu::from_menu(i, &m)
         })
@@ -892,12 +900,37 @@ fn quantise_round(
                 .is_some_and(|ti| super::uses_gptq(args, dt, ti))
         })
     });
-    let cal = if needs_cal {
-        let rt = LlamaModel::load(model)?;
+    // GPTQ's inputs: the clean calibration (--gptq-clean), or the sequential run over the
+    // whole model (each block's inputs come from every block before it, so every shard repeats
+    // it and keeps its own slice; --gptq-clean distributes the GPTQ work itself).
+    let (cal, seq) = if !needs_cal {
+        (None, None)
+    } else if args.gptq_clean {
         let tok = TextTokenizer::for_model(model)?;
-        Some(calibration(model, &rt, &tok, args, prep.calib_tokens, json_out)?.0)
+        let cal = calibration(model, &tok, args, prep.calib_tokens, json_out)?.0;
+        (Some(cal), None)
     } else {
-        None
+        let tok = TextTokenizer::for_model(model)?;
+        let (cids, _) = calib_ids(
+            &tok,
+            args.cache_dir.clone(),
+            args.calib.as_deref(),
+            prep.calib_tokens,
+        )?;
+        let pick = plan
+            .tensors
+            .iter()
+            .map(|t| Ok((t.name.clone(), dtype_of(t.ggml_id)?)))
+            .collect::<Result<HashMap<String, DType>>>()?;
+        (
+            None,
+            Some(sequential_results(model, &pick, &cids, args, json_out)?),
+        )
+    };
+    let gi = match (&cal, &seq) {
+        (Some(c), _) => Some(GptqInputs::Clean(c)),
+        (None, Some(s)) => Some(GptqInputs::Sequential(s)),
+        (None, None) => None,
     };
     let pb = bar(mine.len() as u64, "quantise chosen", json_out);
     let done: Vec<(Vec<u8>, Option<serde_json::Value>)> = mine
@@ -918,7 +951,7 @@ fn quantise_round(
                 input_dtype: ti.dtype,
                 options: Vec::new(),
             };
-            let (q, g) = quantise_one(model, &m, dt, ti, cal.as_ref(), args)?;
+            let (q, g) = quantise_one(model, &m, dt, ti, gi, args)?;
             pb.inc(1);
             Ok(match g {
                 Some((gq, rep)) => (gq, Some(serde_json::to_value(rep)?)),
