@@ -24,6 +24,79 @@ fn find_reports_every_layer_and_a_best_layer() {
     assert!((0.0..=1.0).contains(&a));
     assert!(acc.iter().all(|x| x.as_f64().unwrap() <= a + 1e-12));
     assert_eq!(id["top_neurons"].as_array().unwrap().len(), 10);
+    // The information-flow chain: one edge per pair of consecutive blocks.
+    let flow = &js["results"][0]["flow"];
+    let edges = flow["edges"].as_array().expect("flow edges");
+    assert_eq!(edges.len(), 5);
+    for (l, e) in edges.iter().enumerate() {
+        assert_eq!(e["from"].as_u64(), Some(l as u64));
+        assert_eq!(e["to"].as_u64(), Some(l as u64 + 1));
+        let c = e["cosine"].as_f64().unwrap();
+        assert!((-1.0 - 1e-9..=1.0 + 1e-9).contains(&c), "cosine {c}");
+    }
+}
+
+/// Neuron ablation as the erase method: the edit zeroes the top neurons' columns.
+#[test]
+fn erase_by_ablation_edits_the_down_projection() {
+    let js = common::ok_json(&common::run(&[
+        "features",
+        "erase",
+        "--concept",
+        "digit",
+        "--model",
+        "minilm",
+        "--method",
+        "ablation",
+        "--quick",
+        "--json",
+    ]));
+    let r = &js["results"][0];
+    assert_eq!(r["method"], "Ablation");
+    assert!(!r["edited"].as_array().unwrap().is_empty());
+    let err = common::failed(&common::run(&[
+        "features",
+        "erase",
+        "--concept",
+        "digit",
+        "--model",
+        "minilm",
+        "--method",
+        "prune",
+        "--quick",
+    ]));
+    assert!(err.contains("unknown method"), "{err}");
+}
+
+/// `validate` gives both edits with intervals and a verdict by the sys-2.remove rule.
+#[test]
+fn validate_reports_intervals_and_verdicts() {
+    let js = common::ok_json(&common::run(&[
+        "features",
+        "validate",
+        "--concept",
+        "news",
+        "--model",
+        "minilm",
+        "--quick",
+        "--json",
+    ]));
+    let r = &js["results"][0];
+    let vals = r["validations"].as_array().expect("validations");
+    assert_eq!(vals.len(), 2, "LEACE and neuron ablation");
+    for v in vals {
+        let (lo, hi) = (
+            v["unrelated"]["lo"].as_f64().unwrap(),
+            v["unrelated"]["hi"].as_f64().unwrap(),
+        );
+        assert!(lo <= hi);
+    }
+    let verdicts = r["verdicts"].as_array().expect("verdicts");
+    assert_eq!(verdicts.len(), 2);
+    for v in verdicts {
+        let s = v["verdict"].as_str().unwrap();
+        assert!(["supported", "refuted", "inconclusive"].contains(&s), "{s}");
+    }
 }
 
 /// Reads an f32 safetensors file into runtime overrides (name → values).

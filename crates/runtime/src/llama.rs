@@ -583,4 +583,151 @@ impl LlamaModel {
         let out = kernels::rms_norm(&x, w.get(self.out_norm), c.norm_eps);
         Ok((out, captures))
     }
+    /// Resumes a forward pass after block `layer`: `residual` (`[n, d_model]`, row-major) is the
+    /// residual stream after that block at positions `start..start + n`, where `start` is the
+    /// length of `cache` (0 without one); blocks `layer + 1..` run on it, attending to the cached
+    /// keys and values of positions `0..start` too (the cache is read, not changed), and the final
+    /// norm and output projection give the logits of the `n` positions. With the stream a full
+    /// run captured after `layer` (and the cache of the preceding tokens), this equals
+    /// [`LlamaModel::forward`] on the whole sequence; with a patched stream it equals
+    /// [`LlamaModel::forward_patched`] at the cost of the later blocks only, which is what
+    /// activation patching of every layer needs. Captures hold blocks `layer + 1..` only
+    /// (`embeddings` is `None`).
+    ///
+    /// # Errors
+    /// [`Error::InvalidParam`] if `layer` is out of range or `residual` is empty or not a whole
+    /// number of rows; [`Error::NonFinite`] for non-finite residual values; [`Error::TooLong`]
+    /// past `max_positions`; [`Error::ShapeMismatch`] for a cache made by a model of another
+    /// shape; [`Error::BadOverride`] as [`LlamaModel::forward`].
+    ///
+    /// # Complexity
+    /// About `2·n·P_after` flops for the parameters `P_after` of the later blocks and the output
+    /// projection, plus `4·n·(start + n)·d` per block for attention.
+    pub fn forward_from_layer(
+        &self,
+        layer: usize,
+        residual: &[f32],
+        cache: Option<&KvCache>,
+        hooks: &Hooks,
+    ) -> Result<LlamaOutput> {
+        let c = &self.cfg;
+        let (d, hd, ff) = (c.d_model, c.head_dim, c.d_ff);
+        let (qd, kd) = (c.n_heads * hd, c.n_kv_heads * hd);
+        if layer >= c.n_layers {
+            return Err(Error::invalid(
+                "layer",
+                layer,
+                &format!("the model has {} blocks", c.n_layers),
+            ));
+        }
+        if residual.is_empty() || !residual.len().is_multiple_of(d) {
+            return Err(Error::invalid(
+                "residual",
+                residual.len(),
+                &format!("must be a positive multiple of d_model = {d}"),
+            ));
+        }
+        if let Some(i) = residual.iter().position(|v| !v.is_finite()) {
+            return Err(Error::NonFinite {
+                what: "residual",
+                count: residual.iter().filter(|v| !v.is_finite()).count(),
+                first_index: i,
+            });
+        }
+        let n = residual.len() / d;
+        let start = cache.map_or(0, |kv| kv.len);
+        if let Some(kv) = cache {
+            let fits = kv.keys.len() == c.n_layers
+                && kv.values.len() == c.n_layers
+                && kv
+                    .keys
+                    .iter()
+                    .chain(&kv.values)
+                    .all(|k| k.len() == kv.len * kd);
+            if !fits {
+                return Err(Error::ShapeMismatch {
+                    tensor: "kv cache".into(),
+                    shape: vec![c.n_layers, kv.len, kd],
+                    expected: c.n_layers * kv.len * kd,
+                    actual: kv.keys.first().map_or(0, Vec::len) * kv.keys.len(),
+                });
+            }
+        }
+        if let Some(max) = c.max_positions {
+            if start + n > max {
+                return Err(Error::TooLong {
+                    len: start + n,
+                    max,
+                });
+            }
+        }
+        let cap = &hooks.capture;
+        let w = self.weights(&hooks.overrides)?;
+        let mut x = residual.to_vec();
+        let mut captures = Captures {
+            n_tokens: n,
+            embeddings: None,
+            layers: Vec::new(),
+        };
+        let shape = AttnShape {
+            n,
+            n_heads: c.n_heads,
+            n_kv_heads: c.n_kv_heads,
+            head_dim: hd,
+            causal: true,
+        };
+        let rope = RopeTable::positions(start, n, hd, c.rope_theta);
+        for (l, b) in self.blocks.iter().enumerate().skip(layer + 1) {
+            let want = cap.wants(l);
+            let h = kernels::rms_norm(&x, w.get(b.attn_norm), c.norm_eps);
+            let [mut q, mut k, v] =
+                kernels::matmul_nt_many(&h, [w.get(b.wq), w.get(b.wk), w.get(b.wv)], n, d);
+            kernels::rope(&mut q, c.n_heads, &rope, RopeLayout::Interleaved);
+            kernels::rope(&mut k, c.n_kv_heads, &rope, RopeLayout::Interleaved);
+            let (a, probs) = match cache.filter(|kv| kv.len > 0) {
+                None => kernels::attention(&q, &k, &v, shape, want && cap.attention),
+                Some(kv) => {
+                    let keys = [kv.keys[l].as_slice(), &k].concat();
+                    let values = [kv.values[l].as_slice(), &v].concat();
+                    kernels::attention_at(
+                        &q,
+                        &keys,
+                        &values,
+                        shape,
+                        start + n,
+                        start,
+                        want && cap.attention,
+                    )
+                }
+            };
+            let o = kernels::matmul_nt(&a, w.get(b.wo), n, qd, d);
+            kernels::add_into(&mut x, &o);
+            let h = kernels::rms_norm(&x, w.get(b.ffn_norm), c.norm_eps);
+            let [mut g, u] = kernels::matmul_nt_many(&h, [w.get(b.gate), w.get(b.up)], n, d);
+            let mlp_pre = (want && cap.mlp_pre).then(|| g.clone());
+            for (gv, uv) in g.iter_mut().zip(&u) {
+                *gv = kernels::silu(*gv) * uv;
+            }
+            let mlp_post = (want && cap.mlp_post).then(|| g.clone());
+            let y = kernels::matmul_nt(&g, w.get(b.down), n, ff, d);
+            kernels::add_into(&mut x, &y);
+            if want && (cap.attention || cap.mlp_pre || cap.mlp_post || cap.residual) {
+                captures.layers.push(LayerCapture {
+                    layer: l,
+                    attention: probs,
+                    mlp_pre,
+                    mlp_post,
+                    residual: cap.residual.then(|| x.clone()),
+                });
+            }
+        }
+        let hidden = kernels::rms_norm(&x, w.get(self.out_norm), c.norm_eps);
+        let logits = self.project(&hidden, 0..n, w);
+        Ok(LlamaOutput {
+            n_tokens: n,
+            vocab_size: c.vocab_size,
+            logits,
+            captures,
+        })
+    }
 }

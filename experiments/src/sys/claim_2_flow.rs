@@ -23,7 +23,7 @@ const SHUFFLES: usize = 20;
 const NULL_QUANTILE: f64 = 0.95;
 
 /// The flow graph of one concept with the given labels (rows aligned with `cd.examples`).
-fn graph(cd: &ConceptData, labels: &[bool]) -> Result<FlowGraph> {
+pub(crate) fn graph(cd: &ConceptData, labels: &[bool]) -> Result<FlowGraph> {
     let tr: Vec<bool> = cd.split.train.iter().map(|&i| labels[i]).collect();
     let te: Vec<bool> = cd.split.test.iter().map(|&i| labels[i]).collect();
     let parts: Vec<_> = cd

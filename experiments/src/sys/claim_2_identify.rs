@@ -39,6 +39,9 @@ pub(crate) struct ModelIdentified {
     pub wall_s: f64,
     /// Of which inside rayon-parallel sections (forward passes over sentences, probes over layers).
     pub parallel_s: f64,
+    /// Wall seconds of the activation forward passes, of the probes and neuron ranking, and of
+    /// activation patching.
+    pub phase_s: (f64, f64, f64),
 }
 
 /// Cache key: seed, quick, concept names.
@@ -95,12 +98,16 @@ pub(crate) fn identify_models(
         let mut data = collect(ctx, m, concepts, sz, seed)?;
         let mut parallel_s = data.forward_s;
         let mut ids = Vec::new();
+        let (mut probe_s, mut patch_s) = (0.0, 0.0);
         for cd in &data.concepts {
             let tp = Instant::now();
             let mut id = identify(cd, seed)?;
+            probe_s += tp.elapsed().as_secs_f64();
+            let tq = Instant::now();
             let stride = if m.causal() { sz.patch_stride } else { 1 };
             let grid = layer_grid(m.n_layers, stride, &[id.best_layer, m.n_layers - 1]);
             id.patching = patching_effects(m, &data, cd, &grid, sz.patch_pairs, seed)?;
+            patch_s += tq.elapsed().as_secs_f64();
             id.effect = id
                 .patching
                 .iter()
@@ -121,6 +128,7 @@ pub(crate) fn identify_models(
             Net::Llama(l) => l.n_params(),
             Net::Bert(b) => b.n_params(),
         };
+        let phase_s = (data.forward_s, probe_s, patch_s);
         out.push(ModelIdentified {
             name: m.name,
             n_layers: m.n_layers,
@@ -129,6 +137,7 @@ pub(crate) fn identify_models(
             ids,
             wall_s: t0.elapsed().as_secs_f64(),
             parallel_s,
+            phase_s,
         });
     }
     Ok(out)
@@ -174,16 +183,27 @@ pub(crate) fn run(ctx: &mut Ctx) -> Result<Outcome> {
          the example (SmolLM2; the digit for `digit`, the mean over the sentence for `news`), and of \
          the last block's concept score as a fraction of the class gap (both models; −1 = the \
          positive now scores like an average negative), with bootstrap 95% intervals over pairs. \
-         SmolLM2 layers patched: every {}th block plus the best and last; MiniLM: every block. The \
-         verdict uses the SmolLM2 log-probability change at the best probe layer. The contract's \
-         2,000 examples per class do not fit the two-minute budget on 2 shared cores. Seed {seed}.\n\n\
+         Layers patched: {}. Each pair's clean run is made once with every block's residual stream \
+         captured, and each patched SmolLM2 run resumes after the patched block from that stream \
+         (`LlamaModel::forward_from_layer`), recomputing only the example token on a key/value \
+         cache of the tokens before it for the token-level concepts (patching the last token of a \
+         causal prefix cannot change the earlier ones). The verdict uses the SmolLM2 \
+         log-probability change at the best probe layer. The contract's 2,000 examples per class \
+         do not fit the two-minute budget on 2 shared cores. Seed {seed}.\n\n\
          | model | concept | examples | best layer | accuracy [95% CI] | majority | top neurons (r) | patched Δlog p ± SE | Δscore/gap [95% CI] |\n\
          |---|---|---|---|---|---|---|---|---|\n",
         sz.sentences,
         sz.per_class,
         100.0 * super::features::TEST_FRACTION,
         sz.patch_pairs,
-        sz.patch_stride
+        if sz.patch_stride <= 1 {
+            "every block of both models".to_string()
+        } else {
+            format!(
+                "SmolLM2 every {}th block plus the best and last, MiniLM every block",
+                sz.patch_stride
+            )
+        }
     );
     let mut results = Vec::new();
     let mut numbers = Vec::new();
@@ -248,6 +268,20 @@ pub(crate) fn run(ctx: &mut Ctx) -> Result<Outcome> {
             ));
         }
     }
+    let _ = writeln!(
+        body,
+        "\n| model | activations (s) | probes and neurons (s) | patching (s) | total (s) |\n|---|---|---|---|---|"
+    );
+    let mut timing = Vec::new();
+    for mi in res.iter() {
+        let (f, p, c) = mi.phase_s;
+        let _ = writeln!(
+            body,
+            "| {} | {f:.1} | {p:.1} | {c:.1} | {:.1} |",
+            mi.name, mi.wall_s
+        );
+        timing.push(json!({"model": mi.name, "activations_s": f, "probes_s": p, "patching_s": c, "wall_s": mi.wall_s}));
+    }
     let verdict = verdict_of(&results);
     let passes = results
         .iter()
@@ -294,7 +328,7 @@ pub(crate) fn run(ctx: &mut Ctx) -> Result<Outcome> {
         "Mean change of the last block's concept score (fraction of the class gap) when a block's concept coordinate is patched from a negative example",
     )?);
     o.body = body;
-    o.numbers = json!({"seed": seed, "sizes": sz, "results": numbers});
+    o.numbers = json!({"seed": seed, "sizes": sz, "results": numbers, "timing": timing});
     Ok(o)
 }
 

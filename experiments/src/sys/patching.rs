@@ -17,10 +17,17 @@
 //! Patching the whole residual vector instead would replace the token itself and move every
 //! outcome at every layer; restricting the swap to the concept direction measures what the
 //! concept's coordinate causes downstream.
+//!
+//! Cost: each pair's clean run is made once, capturing the residual stream after every block;
+//! each patched SmolLM2 run then resumes after the patched block from the patched stream
+//! ([`claimlab_runtime::LlamaModel::forward_from_layer`]) rather than recomputing the blocks
+//! below it, and for the token-level concepts (the example is the last token of the causal
+//! prefix) only that token is recomputed, on a key/value cache of the tokens before it. Both
+//! shortcuts are exact (the runtime tests them against the full forward pass).
 
 use anyhow::{bail, Context as _, Result};
 use claimlab_concepts::mean_difference;
-use claimlab_runtime::{Capture, Hooks, Overrides, ResidualPatch};
+use claimlab_runtime::{Capture, Hooks, LlamaOutput, Overrides, ResidualPatch};
 use rand::seq::SliceRandom;
 use rayon::prelude::*;
 use serde::Serialize;
@@ -84,68 +91,163 @@ pub(crate) fn std_error(v: &[f64]) -> f64 {
     (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0) / n).sqrt()
 }
 
-/// Outcome of one run: last-block concept score and (llama) target log-probability.
-struct RunOut {
-    score: f64,
-    logp: Option<f64>,
-    /// Residual stream per block `[n, d]` (clean run only).
-    residual: Vec<Vec<f32>>,
-}
-
-/// One forward pass (patched or not) over the example's tokens.
-#[allow(clippy::too_many_arguments)]
-fn run_once(
-    m: &Loaded,
-    tokens: &[u32],
-    rows_of: &[usize],
-    targets: &[(usize, u32)],
-    u_last: &[f64],
-    capture_all: bool,
-    patches: &[ResidualPatch],
-) -> Result<RunOut> {
-    let last = m.n_layers - 1;
-    let hooks = Hooks {
-        capture: Capture {
-            residual: true,
-            layers: if capture_all { None } else { Some(vec![last]) },
-            ..Capture::default()
-        },
-        overrides: Overrides::new(),
-    };
-    let (caps, logits) = match &m.net {
-        Net::Llama(l) => {
-            let o = l.forward_patched(tokens, &hooks, patches)?;
-            let lp = if targets.is_empty() {
-                None
-            } else {
-                let s: f64 = targets.iter().map(|&(t, y)| -nll(o.row(t), y)).sum();
-                Some(s / targets.len() as f64)
-            };
-            (o.captures, lp)
-        }
-        Net::Bert(b) => (b.forward_patched(tokens, &hooks, patches)?.captures, None),
-    };
-    let residual: Vec<Vec<f32>> = caps
-        .layers
-        .into_iter()
-        .map(|l| l.residual.context("residual not captured"))
-        .collect::<Result<_>>()?;
-    let top = residual.last().context("no block captured")?;
-    let d = u_last.len();
+/// Mean over `rows` of the `d`-wide rows of `a`, projected on `u` (`d = u.len()`).
+fn pooled_score(a: &[f32], rows: &[usize], u: &[f64]) -> f64 {
+    let d = u.len();
     let mut pooled = vec![0.0f64; d];
-    for &r in rows_of {
-        for (p, &v) in pooled.iter_mut().zip(&top[r * d..(r + 1) * d]) {
+    for &r in rows {
+        for (p, &v) in pooled.iter_mut().zip(&a[r * d..(r + 1) * d]) {
             *p += f64::from(v);
         }
     }
     for p in &mut pooled {
-        *p /= rows_of.len() as f64;
+        *p /= rows.len() as f64;
     }
-    Ok(RunOut {
-        score: dot(&pooled, u_last),
-        logp: logits,
-        residual: if capture_all { residual } else { Vec::new() },
-    })
+    dot(&pooled, u)
+}
+
+/// Mean log-probability of `targets` (absolute position, next token) under `o`, whose row 0 is
+/// position `first`; `None` without targets.
+fn mean_logp(o: &LlamaOutput, targets: &[(usize, u32)], first: usize) -> Option<f64> {
+    if targets.is_empty() {
+        return None;
+    }
+    let s: f64 = targets
+        .iter()
+        .map(|&(t, y)| -nll(o.row(t - first), y))
+        .sum();
+    Some(s / targets.len() as f64)
+}
+
+fn residuals_of(caps: claimlab_runtime::Captures) -> Result<Vec<Vec<f32>>> {
+    caps.layers
+        .into_iter()
+        .map(|l| l.residual.context("residual not captured"))
+        .collect()
+}
+
+fn capture_residual(layers: Option<Vec<usize>>) -> Hooks {
+    Hooks {
+        capture: Capture {
+            residual: true,
+            layers,
+            ..Capture::default()
+        },
+        overrides: Overrides::new(),
+    }
+}
+
+/// The stream after block `l` with `shift` added to each row of `rows_of`.
+fn shifted(res: &[f32], rows_of: &[usize], shift: &[f64]) -> Vec<f32> {
+    let d = shift.len();
+    let mut x = res.to_vec();
+    for &i in rows_of {
+        for (v, &s) in x[i * d..(i + 1) * d].iter_mut().zip(shift) {
+            *v = (f64::from(*v) + s) as f32;
+        }
+    }
+    x
+}
+
+/// Per patched layer: (score change / gap, log-probability change).
+type PairOut = Vec<(f64, Option<f64>)>;
+
+/// One pair's effects at every layer of `layers`. The clean run is made once (with every
+/// block's residual stream captured); each patched run then resumes from the patched layer
+/// ([`LlamaModel::forward_from_layer`]) instead of recomputing the blocks below it, and for a
+/// one-token example (`single`, the token is the last of the causal prefix) it recomputes that
+/// token only, on a key/value cache of the tokens before it, since patching the last position
+/// cannot change the earlier ones. MiniLM (bidirectional, 6 blocks) runs the patched forward
+/// pass in full.
+#[allow(clippy::too_many_arguments)]
+fn pair_effects(
+    m: &Loaded,
+    tokens: &[u32],
+    rows_of: &[usize],
+    targets: &[(usize, u32)],
+    single: bool,
+    layers: &[usize],
+    dirs: &[Vec<f64>],
+    other_of: &dyn Fn(usize) -> Vec<f64>,
+    gap: f64,
+) -> Result<PairOut> {
+    let last = dirs.len() - 1;
+    let u_last = &dirs[last];
+    let d = u_last.len();
+    let shift_at = |res: &[f32], l: usize| -> Vec<f64> {
+        // The example's own coordinate vector (pooled for news) and the negative's.
+        let mut own = vec![0.0f64; d];
+        for &i in rows_of {
+            for (o, &v) in own.iter_mut().zip(&res[i * d..(i + 1) * d]) {
+                *o += f64::from(v);
+            }
+        }
+        for o in &mut own {
+            *o /= rows_of.len() as f64;
+        }
+        swap_along(&own, &other_of(l), &dirs[l])
+            .iter()
+            .zip(&own)
+            .map(|(a, b)| a - b)
+            .collect()
+    };
+    let mut out = Vec::with_capacity(layers.len());
+    match &m.net {
+        Net::Llama(lm) => {
+            let clean = lm.forward(tokens, &capture_residual(None))?;
+            let clean_logp = mean_logp(&clean, targets, 0);
+            let clean_res = residuals_of(clean.captures)?;
+            let clean_score = pooled_score(&clean_res[last], rows_of, u_last);
+            // First position recomputed, and the cache of the tokens before it.
+            let first = if single { rows_of[0] } else { 0 };
+            let cache = if first > 0 {
+                let mut c = lm.new_cache();
+                lm.forward_cached(&mut c, &tokens[..first], &Overrides::new())?;
+                Some(c)
+            } else {
+                None
+            };
+            let local: Vec<usize> = rows_of.iter().map(|&i| i - first).collect();
+            let hooks = capture_residual(Some(vec![last]));
+            for &l in layers {
+                let shift = shift_at(&clean_res[l], l);
+                let x = shifted(&clean_res[l][first * d..], &local, &shift);
+                let o = lm.forward_from_layer(l, &x, cache.as_ref(), &hooks)?;
+                let lp = mean_logp(&o, targets, first);
+                let score = if l == last {
+                    pooled_score(&x, &local, u_last)
+                } else {
+                    let top = residuals_of(o.captures)?;
+                    pooled_score(top.last().context("no block captured")?, &local, u_last)
+                };
+                out.push((
+                    (score - clean_score) / gap,
+                    lp.zip(clean_logp).map(|(a, b)| a - b),
+                ));
+            }
+        }
+        Net::Bert(b) => {
+            let clean = residuals_of(b.forward(tokens, &capture_residual(None))?.captures)?;
+            let clean_score = pooled_score(&clean[last], rows_of, u_last);
+            let hooks = capture_residual(Some(vec![last]));
+            for &l in layers {
+                let shift = shift_at(&clean[l], l);
+                let x = shifted(&clean[l], rows_of, &shift);
+                let patches: Vec<ResidualPatch> = rows_of
+                    .iter()
+                    .map(|&i| ResidualPatch {
+                        layer: l,
+                        position: i,
+                        values: x[i * d..(i + 1) * d].to_vec(),
+                    })
+                    .collect();
+                let top = residuals_of(b.forward_patched(tokens, &hooks, &patches)?.captures)?;
+                let score = pooled_score(top.last().context("no block captured")?, rows_of, u_last);
+                out.push(((score - clean_score) / gap, None));
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Patching effects of every layer in `layers` for one concept: up to `max_pairs` held-out
@@ -204,9 +306,6 @@ pub(crate) fn patching_effects(
         .iter()
         .map(|&p| (p, neg[rand::RngExt::random_range(&mut r, 0..neg.len())]))
         .collect();
-    let d = dirs[0].len();
-    // Per pair: (score change / gap, logp change) per layer of `layers`.
-    type PairOut = Vec<(f64, Option<f64>)>;
     let per_pair: Vec<PairOut> = pairs
         .par_iter()
         .map(|&(p, q)| -> Result<PairOut> {
@@ -235,46 +334,20 @@ pub(crate) fn patching_effects(
                     (rows_of, &s.tokens[..], targets)
                 }
             };
-            let clean = run_once(m, tokens, &rows_of, &targets, &dirs[last], true, &[])?;
-            let mut out = Vec::with_capacity(layers.len());
-            for &l in layers {
-                let res = &clean.residual[l];
-                let u = &dirs[l];
-                // The example's own value (pooled for news) and the negative's.
-                let mut own = vec![0.0f64; d];
-                for &i in &rows_of {
-                    for (o, &v) in own.iter_mut().zip(&res[i * d..(i + 1) * d]) {
-                        *o += f64::from(v);
-                    }
-                }
-                for o in &mut own {
-                    *o /= rows_of.len() as f64;
-                }
-                let other: Vec<f64> = (0..d).map(|j| cd.residual[l][(q, j)]).collect();
-                let shift: Vec<f64> = swap_along(&own, &other, u)
-                    .iter()
-                    .zip(&own)
-                    .map(|(a, b)| a - b)
-                    .collect();
-                let patches: Vec<ResidualPatch> = rows_of
-                    .iter()
-                    .map(|&i| ResidualPatch {
-                        layer: l,
-                        position: i,
-                        values: res[i * d..(i + 1) * d]
-                            .iter()
-                            .zip(&shift)
-                            .map(|(&v, &s)| (f64::from(v) + s) as f32)
-                            .collect(),
-                    })
-                    .collect();
-                let o = run_once(m, tokens, &rows_of, &targets, &dirs[last], false, &patches)?;
-                out.push((
-                    (o.score - clean.score) / gap,
-                    o.logp.zip(clean.logp).map(|(a, b)| a - b),
-                ));
-            }
-            Ok(out)
+            let d = dirs[0].len();
+            let other_of =
+                |l: usize| -> Vec<f64> { (0..d).map(|j| cd.residual[l][(q, j)]).collect() };
+            pair_effects(
+                m,
+                tokens,
+                &rows_of,
+                &targets,
+                e.pos.is_some(),
+                layers,
+                &dirs,
+                &other_of,
+                gap,
+            )
         })
         .collect::<Result<_>>()?;
     let mut effects = Vec::with_capacity(layers.len());

@@ -2,10 +2,12 @@
 //! (claimlab-concepts on activations captured through the runtime hooks).
 //!
 //! - `claimlab features find --concept NAME [--model M]`: held-out probe accuracy per layer, the
-//!   best layer, its top correlated MLP neurons and the activation-patching effect of each layer
-//!   (the concept coordinate patched from negative examples; see `sys::patching`).
-//! - `claimlab features erase --concept NAME [--model M] [--save DIR]`: LEACE at the best layer,
-//!   folded into the MLP down projection; the probe before and after; `--save DIR` writes the whole
+//!   best layer, its top correlated MLP neurons, the activation-patching effect of each layer
+//!   (the concept coordinate patched from negative examples; see `sys::patching`) and the
+//!   information-flow graph of the concept direction (as `sys-2.flow`).
+//! - `claimlab features erase --concept NAME [--model M] [--method leace|ablation] [--save DIR]`:
+//!   LEACE at the best layer folded into the MLP down projection (or ablation of the top neurons'
+//!   columns of it); the probe before and after; `--save DIR` writes the whole
 //!   edited model, re-readable by `claimlab_weights::Model::open` and the runtime: MiniLM as
 //!   `DIR/MiniLM/` (`model.safetensors` in f32 with the original names, plus the original
 //!   `config.json` and `tokenizer.json`), SmolLM2 as `DIR/SmolLM2.gguf` (every tensor byte for byte
@@ -13,7 +15,7 @@
 //!   `DIR/<model>-edit.safetensors` (f32, runtime names).
 //! - `claimlab features validate --concept NAME [--model M]`: erase by LEACE and by neuron ablation
 //!   and report the probe after erasure and the loss on unrelated and concept text, with intervals,
-//!   as `sys-2.remove` does.
+//!   and each edit's verdict by the `sys-2.remove` rule.
 //!
 //! Concepts: `digit` (next token starts a number), `capital` (token starts a capitalised word),
 //! `news` (sentence from Brown's news genre). Models: `smollm2`, `minilm` (default both).
@@ -26,8 +28,9 @@ use clap::Subcommand;
 use serde_json::json;
 
 use crate::aecl::common::Net;
+use crate::sys::claim_2_flow::graph;
 use crate::sys::claim_2_identify::identify_models;
-use crate::sys::claim_2_remove::table;
+use crate::sys::claim_2_remove::{judge, table};
 use crate::sys::features::{
     erase, load_models, remove_all, sizes, tensor_table, validation_text, Concept, Method,
 };
@@ -70,11 +73,16 @@ pub enum FeaturesCmd {
         #[command(flatten)]
         common: Common,
     },
-    /// Erase the concept with LEACE at the best layer (weight edit of the MLP down projection).
+    /// Erase the concept at the best layer as a weight edit of the MLP down projection: LEACE
+    /// (default) or ablation of the top neurons.
     Erase {
         /// Concept, model, sizes and seed.
         #[command(flatten)]
         common: Common,
+        /// Erasure: `leace` (closed form, folded into the down projection) or `ablation` (the
+        /// top correlated neurons' columns of the down projection zeroed).
+        #[arg(long, default_value = "leace")]
+        method: String,
         /// Write the whole edited model (and the edited tensors alone) into this directory.
         #[arg(long)]
         save: Option<PathBuf>,
@@ -194,6 +202,15 @@ pub fn save_edited_model(
     }
 }
 
+/// The `--method` of `erase`.
+fn parse_method(s: &str) -> Result<Method> {
+    match s {
+        "leace" => Ok(Method::Leace),
+        "ablation" => Ok(Method::Ablation),
+        other => anyhow::bail!("unknown method {other:?}; methods: leace, ablation"),
+    }
+}
+
 /// Runs `claimlab features …`; returns the text to print.
 ///
 /// # Errors
@@ -205,6 +222,9 @@ pub fn run(args: Args, json_out: bool) -> Result<String> {
         FeaturesCmd::Validate { common } => (common, "validate"),
     };
     let concept = Concept::parse(&common.concept)?;
+    if let FeaturesCmd::Erase { method, .. } = &args.cmd {
+        parse_method(method)?;
+    }
     let mut ctx = context(common)?;
     let sz = sizes(common.quick);
     let seed = common.seed;
@@ -264,11 +284,39 @@ pub fn run(args: Args, json_out: bool) -> Result<String> {
                         p.layer, p.score.value, p.score.lo, p.score.hi, p.score.units
                     );
                 }
+                // Information flow (as sys-2.flow): how much of each layer's concept direction
+                // the next layer carries.
+                let fg = graph(&mi.data.concepts[0], &mi.data.concepts[0].labels)?;
+                let _ = writeln!(
+                    out,
+                    "\ninformation flow (difference-of-means direction of layer l against layer l+1; transfer \
+                     accuracy: layer l's direction thresholded on layer l+1's held-out activations); mean transfer \
+                     accuracy {:.3}, mean cosine {:.3}\n\n| edge | cosine | transfer accuracy |\n|---|---|---|",
+                    fg.mean_transfer_accuracy, fg.mean_cosine
+                );
+                let mut flow = Vec::new();
+                for e in fg.graph.edge_indices() {
+                    let (a, b) = fg
+                        .graph
+                        .edge_endpoints(e)
+                        .context("edge without endpoints")?;
+                    let (la, lb) = (fg.graph[a].layer, fg.graph[b].layer);
+                    let w = &fg.graph[e];
+                    let _ = writeln!(
+                        out,
+                        "| {la} → {lb} | {:+.3} | {:.3} |",
+                        w.cosine, w.transfer_accuracy
+                    );
+                    flow.push(json!({"from": la, "to": lb, "cosine": w.cosine, "transfer_accuracy": w.transfer_accuracy}));
+                }
                 out.push('\n');
-                js.push(json!({"model": mi.name, "identified": id}));
+                js.push(json!({"model": mi.name, "identified": id, "flow": {
+                    "edges": flow, "mean_transfer_accuracy": fg.mean_transfer_accuracy,
+                    "mean_cosine": fg.mean_cosine}}));
             }
         }
-        FeaturesCmd::Erase { save, .. } => {
+        FeaturesCmd::Erase { save, method, .. } => {
+            let method = parse_method(method)?;
             for (m, mi) in models.iter().zip(&ided) {
                 let table = tensor_table(&mut ctx, m)?;
                 let id = &mi.ids[0];
@@ -279,13 +327,14 @@ pub fn run(args: Args, json_out: bool) -> Result<String> {
                     &mi.data.concepts[0],
                     id.best_layer,
                     &neurons,
-                    Method::Leace,
+                    method,
                     seed,
                 )?;
                 let _ = writeln!(
                     out,
-                    "## {}: LEACE at layer {} (MLP activations)\nprobe before {:.3}, after {:.3} [{:.3}, {:.3}], majority {:.3}\nedited: {}{}\n",
+                    "## {}: {} at layer {} (MLP activations)\nprobe before {:.3}, after {:.3} [{:.3}, {:.3}], majority {:.3}\nedited: {}{}\n",
                     m.name,
+                    method.name(),
                     er.layer,
                     er.probe_before.test_accuracy,
                     er.probe_after.test_accuracy,
@@ -327,7 +376,7 @@ pub fn run(args: Args, json_out: bool) -> Result<String> {
                     files = json!({"model": model_path, "edit": edit_file});
                 }
                 js.push(json!({
-                    "model": m.name, "layer": er.layer, "edited": er.edited,
+                    "model": m.name, "method": method, "layer": er.layer, "edited": er.edited,
                     "probe_before": er.probe_before, "probe_after": er.probe_after,
                     "dropped_bias_norm": er.dropped_bias_norm, "saved": files
                 }));
@@ -341,7 +390,22 @@ pub fn run(args: Args, json_out: bool) -> Result<String> {
                 vals.extend(remove_all(m, &table, &mi.data, &mi.ids, &vt, seed)?);
             }
             out.push_str(&table(&vals));
-            js.push(json!({"validations": vals}));
+            // Verdict of each edit by the sys-2.remove rule.
+            let _ = writeln!(
+                out,
+                "\n| model | method | verdict (sys-2.remove rule) |\n|---|---|---|"
+            );
+            let mut verdicts = Vec::new();
+            for v in &vals {
+                let verdict = match judge(v, v.model == "SmolLM2") {
+                    Some(true) => "supported",
+                    Some(false) => "refuted",
+                    None => "inconclusive",
+                };
+                let _ = writeln!(out, "| {} | {} | {verdict} |", v.model, v.method.name());
+                verdicts.push(json!({"model": v.model, "method": v.method, "verdict": verdict}));
+            }
+            js.push(json!({"validations": vals, "verdicts": verdicts}));
         }
     }
     if json_out {
