@@ -254,6 +254,25 @@ class LlamaCpp:
             raise RuntimeError(f"llama.cpp could not create a context for {path}")
         return model, ctx
 
+    def _decode_windows(self, ctx, ids, n_ctx, min_len):
+        """Decodes `ids` in disjoint windows of n_ctx tokens on a cleared cache, every position
+        outputting logits; yields each window after its decode. Stops at a window shorter than
+        min_len."""
+        mem = self.lib.llama_get_memory(ctx)
+        for begin in range(0, len(ids), n_ctx):
+            win = ids[begin:begin + n_ctx]
+            if len(win) < min_len:
+                break
+            self.lib.llama_memory_clear(mem, True)
+            arr = (C.c_int32 * len(win))(*win)
+            batch = self.lib.llama_batch_get_one(arr, len(win))
+            outs = (C.c_int8 * len(win))(*([1] * len(win)))
+            batch.logits = C.cast(outs, C.POINTER(C.c_int8))
+            rc = self.lib.llama_decode(ctx, batch)
+            if rc != 0:
+                raise RuntimeError(f"llama_decode returned {rc}")
+            yield win
+
     def imatrix(self, path, ids, n_ctx, nthread):
         """llama.cpp's importance matrix of the model at `path` over `ids`, in disjoint windows of
         n_ctx tokens: for each `blk.*` weight, the mean over tokens of the squared input of its
@@ -293,21 +312,10 @@ class LlamaCpp:
         cb = EVAL_CB(collect)
         model, ctx = self._load(path, n_ctx, nthread, cb)
         try:
-            mem = self.lib.llama_get_memory(ctx)
-            for begin in range(0, len(ids), n_ctx):
-                win = ids[begin:begin + n_ctx]
-                if len(win) < 16:
-                    break
-                self.lib.llama_memory_clear(mem, True)
-                arr = (C.c_int32 * len(win))(*win)
-                batch = self.lib.llama_batch_get_one(arr, len(win))
-                # Every position outputs logits, as llama-imatrix asks (it scores perplexity):
-                # otherwise the last layer's feed-forward sees only the final token.
-                outs = (C.c_int8 * len(win))(*([1] * len(win)))
-                batch.logits = C.cast(outs, C.POINTER(C.c_int8))
-                rc = self.lib.llama_decode(ctx, batch)
-                if rc != 0:
-                    raise RuntimeError(f"llama_decode returned {rc}")
+            # Every position outputs logits, as llama-imatrix asks (it scores perplexity):
+            # otherwise the last layer's feed-forward sees only the final token.
+            for _ in self._decode_windows(ctx, ids, n_ctx, 16):
+                pass
         finally:
             self.lib.llama_free(ctx)
             self.lib.llama_model_free(model)
@@ -320,20 +328,8 @@ class LlamaCpp:
         model, ctx = self._load(path, n_ctx, nthread)
         try:
             n_vocab = self.lib.llama_vocab_n_tokens(self.lib.llama_model_get_vocab(model))
-            mem = self.lib.llama_get_memory(ctx)
             total, scored = 0.0, 0
-            for begin in range(0, len(ids), n_ctx):
-                win = ids[begin:begin + n_ctx]
-                if len(win) < 2:
-                    break
-                self.lib.llama_memory_clear(mem, True)
-                arr = (C.c_int32 * len(win))(*win)
-                batch = self.lib.llama_batch_get_one(arr, len(win))
-                outs = (C.c_int8 * len(win))(*([1] * len(win)))
-                batch.logits = C.cast(outs, C.POINTER(C.c_int8))
-                rc = self.lib.llama_decode(ctx, batch)
-                if rc != 0:
-                    raise RuntimeError(f"llama_decode returned {rc}")
+            for win in self._decode_windows(ctx, ids, n_ctx, 2):
                 ptr = self.lib.llama_get_logits(ctx)
                 logits = np.ctypeslib.as_array(ptr, shape=(len(win), n_vocab)).astype(np.float64)
                 z = logits[:-1]
