@@ -5,8 +5,9 @@ use claimlab_weights as weights;
 
 use crate::error::{Error, Result};
 use crate::hooks::{self, Capture, Captures, Hooks, LayerCapture, Overrides, ResidualPatch};
-use crate::kernels::{self, AttnShape, RopeLayout, RopeTable};
+use crate::kernels::{self, RopeTable};
 use crate::params::{ParamId, ParamStore, Weights};
+use crate::stream::{self, BlockCapture, BlockTrace, BlockWeights, KvSource};
 
 /// Hyper-parameters of a llama decoder.
 #[derive(Clone, Debug, PartialEq)]
@@ -402,6 +403,21 @@ impl LlamaModel {
         kernels::matmul_nt(h, w.get(self.lm_head), rows.len(), d, self.cfg.vocab_size)
     }
 
+    /// The weights of block `b` as [`stream::block_step`] takes them.
+    fn block_weights<'a>(&self, b: &Block, w: Weights<'a>) -> BlockWeights<'a> {
+        BlockWeights {
+            attn_norm: w.get(b.attn_norm),
+            wq: w.get(b.wq),
+            wk: w.get(b.wk),
+            wv: w.get(b.wv),
+            wo: w.get(b.wo),
+            ffn_norm: w.get(b.ffn_norm),
+            gate: w.get(b.gate),
+            up: w.get(b.up),
+            down: w.get(b.down),
+        }
+    }
+
     pub(crate) fn weights<'a>(&'a self, ov: &'a Overrides) -> Result<Weights<'a>> {
         self.params.check_overrides(ov)?;
         Ok(self.params.view(ov))
@@ -511,8 +527,7 @@ impl LlamaModel {
         let w = self.weights(overrides)?;
         let c = &self.cfg;
         let n = tokens.len();
-        let (d, hd, ff) = (c.d_model, c.head_dim, c.d_ff);
-        let (qd, kd) = (c.n_heads * hd, c.n_kv_heads * hd);
+        let d = c.d_model;
         let emb = w.get(self.tok_embd);
         let mut x = Vec::with_capacity(n * d);
         for &t in tokens {
@@ -523,59 +538,27 @@ impl LlamaModel {
             embeddings: cap.residual.then(|| x.clone()),
             layers: Vec::new(),
         };
-        let shape = AttnShape {
-            n,
-            n_heads: c.n_heads,
-            n_kv_heads: c.n_kv_heads,
-            head_dim: hd,
-            causal: true,
-        };
-        let rope = RopeTable::positions(start, n, hd, c.rope_theta);
+        let rope = RopeTable::positions(start, n, c.head_dim, c.rope_theta);
         for (l, b) in self.blocks.iter().enumerate() {
             let want = cap.wants(l);
-            let h = kernels::rms_norm(&x, w.get(b.attn_norm), c.norm_eps);
-            let [mut q, mut k, v] =
-                kernels::matmul_nt_many(&h, [w.get(b.wq), w.get(b.wk), w.get(b.wv)], n, d);
-            kernels::rope(&mut q, c.n_heads, &rope, RopeLayout::Interleaved);
-            kernels::rope(&mut k, c.n_kv_heads, &rope, RopeLayout::Interleaved);
-            let (a, probs) = match cache.as_deref_mut() {
-                None => kernels::attention(&q, &k, &v, shape, want && cap.attention),
-                Some(kv) => {
-                    kv.keys[l].extend_from_slice(&k);
-                    kv.values[l].extend_from_slice(&v);
-                    let keys = kv.keys[l].len() / kd;
-                    kernels::attention_at(
-                        &q,
-                        &kv.keys[l],
-                        &kv.values[l],
-                        shape,
-                        keys,
-                        start,
-                        want && cap.attention,
-                    )
-                }
+            let kv = match cache.as_deref_mut() {
+                None => KvSource::Local,
+                Some(kv) => KvSource::Append {
+                    keys: &mut kv.keys[l],
+                    values: &mut kv.values[l],
+                    cached: start,
+                },
             };
-            let o = kernels::matmul_nt(&a, w.get(b.wo), n, qd, d);
-            kernels::add_into(&mut x, &o);
-            let h = kernels::rms_norm(&x, w.get(b.ffn_norm), c.norm_eps);
-            let [mut g, u] = kernels::matmul_nt_many(&h, [w.get(b.gate), w.get(b.up)], n, d);
-            let mlp_pre = (want && cap.mlp_pre).then(|| g.clone());
-            for (gv, uv) in g.iter_mut().zip(&u) {
-                *gv = kernels::silu(*gv) * uv;
-            }
-            let mlp_post = (want && cap.mlp_post).then(|| g.clone());
-            let y = kernels::matmul_nt(&g, w.get(b.down), n, ff, d);
-            kernels::add_into(&mut x, &y);
+            let trace = stream::block_step(
+                c,
+                &self.block_weights(b, w),
+                &mut x,
+                &rope,
+                kv,
+                want_of(cap, want),
+            );
             hooks::apply_patches(&mut x, patches, l, d);
-            if want && (cap.attention || cap.mlp_pre || cap.mlp_post || cap.residual) {
-                captures.layers.push(LayerCapture {
-                    layer: l,
-                    attention: probs,
-                    mlp_pre,
-                    mlp_post,
-                    residual: cap.residual.then(|| x.clone()),
-                });
-            }
+            push_capture(&mut captures, cap, want, l, trace, &x);
         }
         if let Some(kv) = cache {
             kv.len += n;
@@ -611,8 +594,8 @@ impl LlamaModel {
         hooks: &Hooks,
     ) -> Result<LlamaOutput> {
         let c = &self.cfg;
-        let (d, hd, ff) = (c.d_model, c.head_dim, c.d_ff);
-        let (qd, kd) = (c.n_heads * hd, c.n_kv_heads * hd);
+        let (d, hd) = (c.d_model, c.head_dim);
+        let kd = c.n_kv_heads * hd;
         if layer >= c.n_layers {
             return Err(Error::invalid(
                 "layer",
@@ -669,57 +652,26 @@ impl LlamaModel {
             embeddings: None,
             layers: Vec::new(),
         };
-        let shape = AttnShape {
-            n,
-            n_heads: c.n_heads,
-            n_kv_heads: c.n_kv_heads,
-            head_dim: hd,
-            causal: true,
-        };
         let rope = RopeTable::positions(start, n, hd, c.rope_theta);
         for (l, b) in self.blocks.iter().enumerate().skip(layer + 1) {
             let want = cap.wants(l);
-            let h = kernels::rms_norm(&x, w.get(b.attn_norm), c.norm_eps);
-            let [mut q, mut k, v] =
-                kernels::matmul_nt_many(&h, [w.get(b.wq), w.get(b.wk), w.get(b.wv)], n, d);
-            kernels::rope(&mut q, c.n_heads, &rope, RopeLayout::Interleaved);
-            kernels::rope(&mut k, c.n_kv_heads, &rope, RopeLayout::Interleaved);
-            let (a, probs) = match cache.filter(|kv| kv.len > 0) {
-                None => kernels::attention(&q, &k, &v, shape, want && cap.attention),
-                Some(kv) => {
-                    let keys = [kv.keys[l].as_slice(), &k].concat();
-                    let values = [kv.values[l].as_slice(), &v].concat();
-                    kernels::attention_at(
-                        &q,
-                        &keys,
-                        &values,
-                        shape,
-                        start + n,
-                        start,
-                        want && cap.attention,
-                    )
-                }
+            let kv = match cache.filter(|kv| kv.len > 0) {
+                None => KvSource::Local,
+                Some(kv) => KvSource::Read {
+                    keys: &kv.keys[l],
+                    values: &kv.values[l],
+                    cached: start,
+                },
             };
-            let o = kernels::matmul_nt(&a, w.get(b.wo), n, qd, d);
-            kernels::add_into(&mut x, &o);
-            let h = kernels::rms_norm(&x, w.get(b.ffn_norm), c.norm_eps);
-            let [mut g, u] = kernels::matmul_nt_many(&h, [w.get(b.gate), w.get(b.up)], n, d);
-            let mlp_pre = (want && cap.mlp_pre).then(|| g.clone());
-            for (gv, uv) in g.iter_mut().zip(&u) {
-                *gv = kernels::silu(*gv) * uv;
-            }
-            let mlp_post = (want && cap.mlp_post).then(|| g.clone());
-            let y = kernels::matmul_nt(&g, w.get(b.down), n, ff, d);
-            kernels::add_into(&mut x, &y);
-            if want && (cap.attention || cap.mlp_pre || cap.mlp_post || cap.residual) {
-                captures.layers.push(LayerCapture {
-                    layer: l,
-                    attention: probs,
-                    mlp_pre,
-                    mlp_post,
-                    residual: cap.residual.then(|| x.clone()),
-                });
-            }
+            let trace = stream::block_step(
+                c,
+                &self.block_weights(b, w),
+                &mut x,
+                &rope,
+                kv,
+                want_of(cap, want),
+            );
+            push_capture(&mut captures, cap, want, l, trace, &x);
         }
         let hidden = kernels::rms_norm(&x, w.get(self.out_norm), c.norm_eps);
         let logits = self.project(&hidden, 0..n, w);
@@ -729,5 +681,35 @@ impl LlamaModel {
             logits,
             captures,
         })
+    }
+}
+
+/// What a block records for `cap` when `want` (the layer is one `cap` asks for).
+fn want_of(cap: &Capture, want: bool) -> BlockCapture {
+    BlockCapture {
+        probs: want && cap.attention,
+        mlp_pre: want && cap.mlp_pre,
+        mlp_post: want && cap.mlp_post,
+        inputs: false,
+    }
+}
+
+/// Appends layer `l`'s captures (from `trace` and the stream `x` after the block) when `want`.
+fn push_capture(
+    captures: &mut Captures,
+    cap: &Capture,
+    want: bool,
+    l: usize,
+    trace: BlockTrace,
+    x: &[f32],
+) {
+    if want && (cap.attention || cap.mlp_pre || cap.mlp_post || cap.residual) {
+        captures.layers.push(LayerCapture {
+            layer: l,
+            attention: trace.probs,
+            mlp_pre: trace.mlp_pre,
+            mlp_post: trace.mlp_post,
+            residual: cap.residual.then(|| x.to_vec()),
+        });
     }
 }

@@ -107,6 +107,71 @@ pub fn block_forward(
     check_len("ffn_gate", &[ff, d], w.gate.len())?;
     check_len("ffn_up", &[ff, d], w.up.len())?;
     check_len("ffn_down", &[d, ff], w.down.len())?;
+    let rope = RopeTable::positions(start, n, hd, cfg.rope_theta);
+    let want = BlockCapture {
+        inputs: capture,
+        ..BlockCapture::default()
+    };
+    Ok(block_step(cfg, w, x, &rope, KvSource::Local, want).inputs)
+}
+
+/// Where the attention of [`block_step`] finds its keys and values.
+pub(crate) enum KvSource<'c> {
+    /// The new tokens only (they attend to each other, causally).
+    Local,
+    /// A cache layer holding `cached` positions before the new tokens: the new keys and values
+    /// are appended to it and the new tokens attend to all of it.
+    Append {
+        keys: &'c mut Vec<f32>,
+        values: &'c mut Vec<f32>,
+        cached: usize,
+    },
+    /// A cache layer of `cached` positions, read only: the new tokens attend to it followed by
+    /// themselves, and it is left unchanged.
+    Read {
+        keys: &'c [f32],
+        values: &'c [f32],
+        cached: usize,
+    },
+}
+
+/// What [`block_step`] records besides updating the stream.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct BlockCapture {
+    /// Attention probabilities.
+    pub(crate) probs: bool,
+    /// The MLP pre-activation (`gate`).
+    pub(crate) mlp_pre: bool,
+    /// The MLP post-activation (`silu(gate) ⊙ up`).
+    pub(crate) mlp_post: bool,
+    /// The inputs of the linear maps ([`BlockInputs`]).
+    pub(crate) inputs: bool,
+}
+
+/// What [`block_step`] recorded (each `None` unless asked for).
+#[derive(Debug, Default)]
+pub(crate) struct BlockTrace {
+    pub(crate) probs: Option<Vec<f32>>,
+    pub(crate) mlp_pre: Option<Vec<f32>>,
+    pub(crate) mlp_post: Option<Vec<f32>>,
+    pub(crate) inputs: Option<BlockInputs>,
+}
+
+/// One decoder block on the residual stream `x` (`[n, d_model]`, shapes checked by the caller):
+/// the one block of [`block_forward`], [`crate::LlamaModel::forward`],
+/// [`crate::LlamaModel::forward_cached`] and [`crate::LlamaModel::forward_from_layer`]. `rope`
+/// holds the angles of the new tokens' positions.
+pub(crate) fn block_step(
+    cfg: &LlamaConfig,
+    w: &BlockWeights<'_>,
+    x: &mut [f32],
+    rope: &RopeTable,
+    kv: KvSource<'_>,
+    want: BlockCapture,
+) -> BlockTrace {
+    let (d, hd, ff) = (cfg.d_model, cfg.head_dim, cfg.d_ff);
+    let qd = cfg.n_heads * hd;
+    let n = x.len() / d;
     let shape = AttnShape {
         n,
         n_heads: cfg.n_heads,
@@ -114,29 +179,55 @@ pub fn block_forward(
         head_dim: hd,
         causal: true,
     };
-    let rope = RopeTable::positions(start, n, hd, cfg.rope_theta);
     let h = kernels::rms_norm(x, w.attn_norm, cfg.norm_eps);
     let [mut q, mut k, v] = kernels::matmul_nt_many(&h, [w.wq, w.wk, w.wv], n, d);
-    kernels::rope(&mut q, cfg.n_heads, &rope, RopeLayout::Interleaved);
-    kernels::rope(&mut k, cfg.n_kv_heads, &rope, RopeLayout::Interleaved);
-    let (a, _) = kernels::attention(&q, &k, &v, shape, false);
+    kernels::rope(&mut q, cfg.n_heads, rope, RopeLayout::Interleaved);
+    kernels::rope(&mut k, cfg.n_kv_heads, rope, RopeLayout::Interleaved);
+    let (a, probs) = match kv {
+        KvSource::Local => kernels::attention(&q, &k, &v, shape, want.probs),
+        KvSource::Append {
+            keys,
+            values,
+            cached,
+        } => {
+            keys.extend_from_slice(&k);
+            values.extend_from_slice(&v);
+            kernels::attention_at(&q, keys, values, shape, cached + n, cached, want.probs)
+        }
+        KvSource::Read {
+            keys,
+            values,
+            cached,
+        } => {
+            let keys = [keys, &k].concat();
+            let values = [values, &v].concat();
+            kernels::attention_at(&q, &keys, &values, shape, cached + n, cached, want.probs)
+        }
+    };
     drop((q, k, v));
     let o = kernels::matmul_nt(&a, w.wo, n, qd, d);
     kernels::add_into(x, &o);
     let h2 = kernels::rms_norm(x, w.ffn_norm, cfg.norm_eps);
     let [mut g, u] = kernels::matmul_nt_many(&h2, [w.gate, w.up], n, d);
+    let mlp_pre = want.mlp_pre.then(|| g.clone());
     for (gv, uv) in g.iter_mut().zip(&u) {
         *gv = kernels::silu(*gv) * uv;
     }
     drop(u);
+    let mlp_post = want.mlp_post.then(|| g.clone());
     let y = kernels::matmul_nt(&g, w.down, n, ff, d);
     kernels::add_into(x, &y);
-    Ok(capture.then_some(BlockInputs {
-        attn_in: h,
-        o_in: a,
-        ffn_in: h2,
-        down_in: g,
-    }))
+    BlockTrace {
+        probs,
+        mlp_pre,
+        mlp_post,
+        inputs: want.inputs.then_some(BlockInputs {
+            attn_in: h,
+            o_in: a,
+            ffn_in: h2,
+            down_in: g,
+        }),
+    }
 }
 
 /// The final RMSNorm of the residual stream `x` (`[n, d_model]`) with weight `norm`
