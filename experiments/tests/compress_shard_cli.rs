@@ -24,6 +24,9 @@ const ARGS: &[&str] = &[
     "64",
 ];
 
+/// What a merged SmolLM2 run reports as the single run does.
+const LLAMA_SAME: &[&str] = &["perplexity_before", "perplexity_after", "gptq_tensors"];
+
 fn claimlab(args: &[&str], extra: &[&Path]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_claimlab"))
         .args(["--json", "compress"])
@@ -100,7 +103,7 @@ struct Sharded {
 
 /// Compresses with `args` once and in 3 shards, asserts the merged file equals the single
 /// run's byte for byte (and its manifest and scores), and returns the files.
-fn sharded_equals_single(tag: &str, args: &[&str]) -> Sharded {
+fn sharded_equals_single(tag: &str, args: &[&str], same: &[&str]) -> Sharded {
     let d = tmpdir("shard", tag);
     let t = Instant::now();
     let single = p(&d, "single.gguf");
@@ -166,12 +169,8 @@ fn sharded_equals_single(tag: &str, args: &[&str]) -> Sharded {
     );
     assert_eq!(a.len(), b.len(), "file sizes differ");
     assert!(a == b, "merged file differs from the single run");
-    for k in [
-        "tensor_bytes",
-        "perplexity_before",
-        "perplexity_after",
-        "gptq_tensors",
-    ] {
+    for &k in ["tensor_bytes"].iter().chain(same) {
+        assert!(!js_single[k].is_null(), "{k} missing from the single run");
         assert_eq!(js[k], js_single[k], "{k}");
     }
     let chosen = |js: &serde_json::Value| -> Vec<(String, String)> {
@@ -205,7 +204,7 @@ fn three_shards_merge_byte_identical_to_one_run_and_bad_shards_are_refused() {
         menus,
         plan,
         parts,
-    } = sharded_equals_single("rtn", ARGS);
+    } = sharded_equals_single("rtn", ARGS, LLAMA_SAME);
 
     // Plan: missing, duplicate, mismatched shards.
     let bad_plan = p(&d, "bad-plan.json");
@@ -381,11 +380,79 @@ fn three_shards_merge_byte_identical_to_one_run_and_bad_shards_are_refused() {
     let _ = std::fs::remove_dir_all(&d);
 }
 
-/// GPTQ (calibration redone in round 2) merges to the single run's bytes too (slow on a loaded
-/// 2-core machine): `cargo test --release -p experiments --test compress_shard_cli -- --ignored`
+/// GPTQ (calibration redone in round 2) merges to the single run's bytes too:
+/// `cargo test --release -p experiments --test compress_shard_cli -- --ignored`. Passed on
+/// 2026-11-27 in 388 s wall at load 6-8 on 2 cores, 215 s of CPU (user 196 + sys 18: single run
+/// 128 s, menus 101 s, quantise 156 s, merge 3 s of wall), so at least ~110 s on an idle
+/// 2-core machine: over the default suite's budget, hence ignored.
 #[test]
-#[ignore = "several minutes; run with --ignored"]
+#[ignore = "about 2-4 minutes on 2 idle cores (215 s of CPU); run with --ignored"]
 fn three_gptq_shards_merge_byte_identical_to_one_run() {
-    let r = sharded_equals_single("gptq", &[ARGS, &["--method", "gptq"]].concat());
+    let r = sharded_equals_single("gptq", &[ARGS, &["--method", "gptq"]].concat(), LLAMA_SAME);
+    let _ = std::fs::remove_dir_all(&r.d);
+}
+
+/// MiniLM (`--model minilm`) in 3 shards: each shard measures the sensitivity of its own
+/// matrices; the merged GGUF equals the single run's byte for byte, with the same fidelity, at a
+/// target between the smallest and the largest menu size so that the types are mixed.
+#[test]
+fn three_minilm_shards_merge_byte_identical_to_one_run() {
+    let args = [
+        "--model",
+        "minilm",
+        "--quick",
+        "--validate",
+        "0",
+        "--target-bpw",
+        "5",
+        "--calib-tokens",
+        "64",
+        "--eval-tokens",
+        "160",
+    ];
+    let r = sharded_equals_single("bert", &args, &["fidelity", "tokenizer_mismatches"]);
+    // The allocation mixes types (the check above would be weak on a uniform choice).
+    let single = claimlab_weights::Model::open(&r.single).unwrap();
+    let mut types: Vec<String> = single
+        .tensors()
+        .iter()
+        .map(|t| t.dtype.to_string())
+        .collect();
+    types.sort();
+    types.dedup();
+    assert!(types.len() >= 3, "{types:?}");
+    // Another model than the plan's (the compressed GGUF, itself a BERT input) is refused.
+    let bad = p(&r.d, "bad.gguf");
+    refused(
+        &claimlab(
+            &[
+                "merge",
+                "--no-score",
+                "--plan",
+                s(&r.plan),
+                "--model",
+                s(&r.single),
+                "--out",
+                s(&bad),
+            ],
+            &r.parts.iter().map(PathBuf::as_path).collect::<Vec<_>>(),
+        ),
+        &["model fingerprint"],
+    );
+    nothing_at(&bad);
+    // A shard refuses what a single run refuses, before any work.
+    let menus = p(&r.d, "menus-gptq.json");
+    refused(
+        &claimlab(
+            &[
+                &args[..],
+                &["--method", "gptq", "--shard", "0/3", "--out", s(&menus)],
+            ]
+            .concat(),
+            &[],
+        ),
+        &["not supported for BERT"],
+    );
+    nothing_at(&menus);
     let _ = std::fs::remove_dir_all(&r.d);
 }

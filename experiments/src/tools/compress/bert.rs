@@ -21,6 +21,11 @@
 //!    (b bits, f16 scale and minimum per row, same F32 parts) at b = 2..8, so the comparison
 //!    at equal size can be read off.
 //!
+//! A sharded run (`--shard I/N`, `compress plan`, `compress merge`; see [`super::shard`]) splits
+//! step 2 by tensor (each shard embeds the calibration sentences once and measures its own
+//! matrices) and writes the same GGUF, byte for byte; it skips the validation probes and the
+//! uniform baseline.
+//!
 //! Shared arguments read for an encoder: `--calib-tokens` and `--eval-tokens` are token budgets
 //! filled with whole sentences; `--validate` counts validation probes (default 8); `--method`
 //! must be `rtn`; `--eval-ids-out` writes `{"sentences", "ids", "embeddings",
@@ -31,7 +36,6 @@ use std::fmt::Write as _;
 use std::time::Instant;
 
 use anyhow::{bail, Context as _, Result};
-use claimlab_budget::{allocate_bits, AllocateConfig, Item};
 use claimlab_runtime::{cosine, embeddings, gguf_bert_name, BertModel, Overrides, TextTokenizer};
 use claimlab_weights::{
     brown_documents, dequantize, quantize, Architecture, Cache, DType, GgufValue, GgufWriter,
@@ -59,7 +63,7 @@ const BASELINE_BITS: std::ops::RangeInclusive<u32> = 2..=8;
 
 /// What happens to one tensor of the input.
 #[derive(Debug, Clone)]
-enum Plan {
+pub(super) enum Plan {
     /// A 2-D weight with a menu of block types.
     Menu,
     /// Kept as F32.
@@ -68,11 +72,11 @@ enum Plan {
 
 /// One tensor of the output: input tensor, Hugging Face (runtime) name, GGUF name, plan.
 #[derive(Debug, Clone)]
-struct Slot {
-    info: TensorInfo,
-    hf: String,
-    gguf: String,
-    plan: Plan,
+pub(super) struct Slot {
+    pub(super) info: TensorInfo,
+    pub(super) hf: String,
+    pub(super) gguf: String,
+    pub(super) plan: Plan,
 }
 
 /// Opens the model of `args` when it is a BERT encoder (`--model minilm` or a path to a BERT
@@ -84,10 +88,21 @@ pub(super) fn bert_model(args: &Args) -> Result<Option<Model>> {
     let Some(p) = args.model.as_deref() else {
         return Ok(None);
     };
+    bert_model_at(p, args.cache_dir.clone())
+}
+
+/// The BERT encoder at `p` (or the pinned MiniLM for `minilm`), `None` for any other model.
+///
+/// # Errors
+/// As [`bert_model`].
+pub(super) fn bert_model_at(
+    p: &std::path::Path,
+    cache_dir: Option<std::path::PathBuf>,
+) -> Result<Option<Model>> {
     if !p.exists() {
         return match p.to_str().and_then(|s| s.parse::<Pinned>().ok()) {
             Some(Pinned::MiniLm) => {
-                let path = Cache::new(args.cache_dir.clone())?.model(Pinned::MiniLm)?;
+                let path = Cache::new(cache_dir)?.model(Pinned::MiniLm)?;
                 Ok(Some(
                     Model::open(&path).with_context(|| format!("opening {}", path.display()))?,
                 ))
@@ -131,7 +146,7 @@ fn hf_name(t: &TensorInfo) -> Option<String> {
 
 /// The output's tensors, checked before any work: every tensor has a BERT role and a type that
 /// converts to f32; the pooler and integer buffers are dropped (listed in the second value).
-fn plan_tensors(model: &Model) -> Result<(Vec<Slot>, Vec<String>)> {
+pub(super) fn plan_tensors(model: &Model) -> Result<(Vec<Slot>, Vec<String>)> {
     let mut slots = Vec::new();
     let mut dropped = Vec::new();
     for t in model.tensors() {
@@ -418,15 +433,43 @@ fn peak_rss_bytes() -> Option<u64> {
     Some(kb * 1024)
 }
 
-/// Runs `claimlab compress` on a BERT encoder; returns what to print.
+/// What a BERT compression (single or one shard) resolves and checks before any work.
+pub(super) struct Preflight {
+    /// The output's tensors (menu or F32), in the input's order.
+    pub(super) slots: Vec<Slot>,
+    /// Input tensors left out of the output (pooler, integer buffers).
+    pub(super) dropped: Vec<String>,
+    /// Parameters of the output's tensors (bits per weight are over these).
+    pub(super) n_params: u64,
+    /// Bytes of the tensors kept as F32.
+    pub(super) fixed_bytes: u64,
+    /// The smallest size the menus reach.
+    pub(super) min_bytes: u64,
+    /// The target size of all tensor data.
+    pub(super) target_total: u64,
+    /// Evaluation token budget (`--eval-tokens`, filled with whole sentences).
+    pub(super) eval_tokens: usize,
+    /// Calibration token budget (`--calib-tokens`).
+    pub(super) calib_tokens: usize,
+}
+
+impl Preflight {
+    /// The slots with a menu (the tensors the allocation chooses types for), in order.
+    pub(super) fn menu_slots(&self) -> Vec<&Slot> {
+        self.slots
+            .iter()
+            .filter(|s| matches!(s.plan, Plan::Menu))
+            .collect()
+    }
+}
+
+/// The checks of a BERT compression before any work, shared by a single run and every shard:
+/// `--method rtn`, the calibration file, every tensor's role and type, a fitting block type for
+/// every matrix, and the target against the smallest reachable size (the message says it).
 ///
 /// # Errors
-/// `--method gptq`, a tensor without a BERT role or with an unconvertible type, a row length no
-/// block type fits, a target below the smallest reachable size (the message says it), a missing
-/// calibration file, too few sentences, or failures of the runtime or the writer.
-#[allow(clippy::too_many_lines)]
-pub(super) fn run(args: &Args, model: &Model, json_out: bool) -> Result<String> {
-    let quiet = json_out;
+/// Each failed check, with its reason.
+pub(super) fn preflight(model: &Model, args: &Args) -> Result<Preflight> {
     if args.method != Method::Rtn {
         bail!("--method gptq is not supported for BERT encoders (only rtn)");
     }
@@ -438,15 +481,12 @@ pub(super) fn run(args: &Args, model: &Model, json_out: bool) -> Result<String> 
             );
         }
     }
-    let eval_budget = args
+    let eval_tokens = args
         .eval_tokens
         .unwrap_or(if args.quick { 256 } else { 2048 });
-    let calib_budget = args
+    let calib_tokens = args
         .calib_tokens
         .unwrap_or(if args.quick { 128 } else { 1024 });
-    let n_validate = args.validate.unwrap_or(if args.quick { 2 } else { 8 });
-    let t0 = Instant::now();
-    let cfg = model.config().clone();
     let (slots, dropped) = plan_tensors(model)?;
     let n_params: u64 = slots.iter().map(|s| n_elems(&s.info)).sum();
     let fixed_bytes: u64 = slots
@@ -481,149 +521,167 @@ pub(super) fn run(args: &Args, model: &Model, json_out: bool) -> Result<String> 
             bpw(target_total),
             min_bytes,
             bpw(min_bytes),
-            cfg.d_model
+            model.config().d_model
         );
     }
+    Ok(Preflight {
+        slots,
+        dropped,
+        n_params,
+        fixed_bytes,
+        min_bytes,
+        target_total,
+        eval_tokens,
+        calib_tokens,
+    })
+}
 
-    // Runtime, tokenizer, sentences.
-    let rt = BertModel::load(model)?;
-    let tok = TextTokenizer::for_model(model)?;
-    let max_len = rt.config().max_positions;
-    let brown = Cache::new(args.cache_dir.clone())?.brown()?;
+/// Brown news sentences (6 to 40 words, in corpus order) up to `budget` tokens, with their ids.
+fn eval_sentences(
+    tok: &TextTokenizer,
+    cache_dir: Option<std::path::PathBuf>,
+    budget: usize,
+    max_len: usize,
+) -> Result<(Vec<String>, Vec<Vec<u32>>)> {
+    let brown = Cache::new(cache_dir)?.brown()?;
     let docs = brown_documents(&brown)?;
     let news: Vec<&str> = docs
         .iter()
         .filter(|d| d.genre == "news")
         .map(|d| d.text.as_str())
         .collect();
-    let (eval_s, eval_ids) = sentences(&tok, &news, eval_budget, max_len)?;
-    let calib_text;
-    let (calib_what, calib_src): (String, Vec<&str>) = if let Some(f) = &args.calib {
-        calib_text = std::fs::read_to_string(f)
+    sentences(tok, &news, budget, max_len)
+}
+
+/// The calibration sentences' token ids and a description of their text.
+pub(super) struct CalibSentences {
+    /// Where the sentences come from.
+    pub(super) what: String,
+    /// Their token ids.
+    pub(super) ids: Vec<Vec<u32>>,
+}
+
+/// Calibration sentences of `--calib FILE` or of Brown outside the news genre, up to `budget`
+/// tokens.
+fn calib_sentences(
+    tok: &TextTokenizer,
+    args: &Args,
+    budget: usize,
+    max_len: usize,
+) -> Result<CalibSentences> {
+    let (what, ids) = if let Some(f) = &args.calib {
+        let text = std::fs::read_to_string(f)
             .with_context(|| format!("reading calibration file {}", f.display()))?;
-        (format!("{}", f.display()), vec![calib_text.as_str()])
+        let (_, ids) = sentences(tok, &[text.as_str()], budget, max_len)?;
+        (format!("{}", f.display()), ids)
     } else {
+        let brown = Cache::new(args.cache_dir.clone())?.brown()?;
+        let docs = brown_documents(&brown)?;
+        let src: Vec<&str> = docs
+            .iter()
+            .filter(|d| d.genre != "news")
+            .map(|d| d.text.as_str())
+            .collect();
+        let (_, ids) = sentences(tok, &src, budget, max_len)?;
         (
-            "Brown, documents outside the news genre, in corpus order".into(),
-            docs.iter()
-                .filter(|d| d.genre != "news")
-                .map(|d| d.text.as_str())
-                .collect(),
+            "Brown, documents outside the news genre, in corpus order".to_string(),
+            ids,
         )
     };
-    let (_, calib_ids) = sentences(&tok, &calib_src, calib_budget, max_len)?;
-    if calib_ids.len() < 2 || eval_ids.len() < 3 {
+    Ok(CalibSentences { what, ids })
+}
+
+/// The calibration of a shard's menus: the runtime, the calibration sentences and their
+/// original embeddings.
+pub(super) struct ShardCalibration {
+    rt: BertModel,
+    /// The calibration sentences.
+    pub(super) calib: CalibSentences,
+    base: Vec<Vec<f32>>,
+}
+
+/// Loads the runtime and embeds the calibration sentences, as a single run does.
+///
+/// # Errors
+/// Runtime, tokenizer or Brown failures; fewer than 2 calibration sentences.
+pub(super) fn shard_calibration(
+    model: &Model,
+    args: &Args,
+    pf: &Preflight,
+) -> Result<ShardCalibration> {
+    let rt = BertModel::load(model)?;
+    let tok = TextTokenizer::for_model(model)?;
+    let calib = calib_sentences(&tok, args, pf.calib_tokens, rt.config().max_positions)?;
+    if calib.ids.len() < 2 {
         bail!(
-            "too few sentences: {} for calibration ({calib_what}), {} for evaluation (need 2 and 3)",
-            calib_ids.len(),
-            eval_ids.len()
+            "too few sentences: {} for calibration ({}), need 2",
+            calib.ids.len(),
+            calib.what
         );
     }
-    let none = Overrides::new();
-    let base_cal = embeddings(&rt, &calib_ids, &none)?;
-    let base_eval = embeddings(&rt, &eval_ids, &none)?;
+    let base = embeddings(&rt, &calib.ids, &Overrides::new())?;
+    Ok(ShardCalibration { rt, calib, base })
+}
 
-    // Menus and measured sensitivities.
-    let menu_slots: Vec<&Slot> = slots
+/// The menu of one slot as a shard measures it (see [`measured_menu`]).
+///
+/// # Errors
+/// As [`measured_menu`].
+pub(super) fn shard_menu(model: &Model, c: &ShardCalibration, s: &Slot) -> Result<TensorMenu> {
+    Ok(measured_menu(model, &c.rt, s, &c.calib.ids, &c.base)?.0)
+}
+
+/// The menu of one matrix with its measured damage: `1 − mean cos` of the calibration
+/// embeddings with this tensor alone at its cheapest option, per unit of that option's squared
+/// error (returned beside the menu), times each option's squared error in `weighted_error`.
+///
+/// # Errors
+/// Quantisation or runtime failures, or no fitting block type.
+fn measured_menu(
+    model: &Model,
+    rt: &BertModel,
+    s: &Slot,
+    calib_ids: &[Vec<u32>],
+    base_cal: &[Vec<f32>],
+) -> Result<(TensorMenu, f64)> {
+    let w = model.tensor_f32(&s.info.name)?;
+    let mut m = tensor_menu(&s.info.name, s.info.dtype, row_of(&s.info), &w, None)?;
+    let cheap = m
+        .options
         .iter()
-        .filter(|s| matches!(s.plan, Plan::Menu))
-        .collect();
-    let pb = bar(menu_slots.len() as u64, "menus + damage", quiet);
-    let mut menus: Vec<TensorMenu> = Vec::with_capacity(menu_slots.len());
-    let mut sens: Vec<f64> = Vec::with_capacity(menu_slots.len());
-    for s in &menu_slots {
-        let w = model.tensor_f32(&s.info.name)?;
-        let m = tensor_menu(&s.info.name, s.info.dtype, row_of(&s.info), &w, None)?;
-        let cheap = m
-            .options
-            .iter()
-            .min_by_key(|o| o.bytes)
-            .copied()
-            .context("empty menu")?;
-        let back = dequantize(cheap.dtype, &quantize(cheap.dtype, &w)?, w.len())?;
-        let mut ov = Overrides::new();
-        ov.insert(s.hf.clone(), back);
-        let d = damage(&base_cal, &embeddings(&rt, &calib_ids, &ov)?).max(0.0);
-        sens.push(if cheap.sq_error > 0.0 {
-            d / cheap.sq_error
-        } else {
-            0.0
-        });
-        menus.push(m);
-        pb.inc(1);
+        .min_by_key(|o| o.bytes)
+        .copied()
+        .context("empty menu")?;
+    let back = dequantize(cheap.dtype, &quantize(cheap.dtype, &w)?, w.len())?;
+    let mut ov = Overrides::new();
+    ov.insert(s.hf.clone(), back);
+    let d = damage(base_cal, &embeddings(rt, calib_ids, &ov)?).max(0.0);
+    let sens = if cheap.sq_error > 0.0 {
+        d / cheap.sq_error
+    } else {
+        0.0
+    };
+    for o in &mut m.options {
+        o.weighted_error = sens * o.sq_error;
     }
-    pb.finish_and_clear();
-    let pred = |i: usize, o: usize| sens[i] * menus[i].options[o].sq_error;
+    Ok((m, sens))
+}
 
-    // Validation: a seeded sample, each tensor alone at its middle option, measured directly.
-    let mut order: Vec<usize> = (0..menus.len()).collect();
-    order.shuffle(&mut Xoshiro256PlusPlus::seed_from_u64(args.seed));
-    order.truncate(n_validate.min(menus.len()));
-    let mut probes = Vec::new();
-    for &i in &order {
-        let o = menus[i].options.len() / 2;
-        let dt = menus[i].options[o].dtype;
-        let w = model.tensor_f32(&menus[i].name)?;
-        let mut ov = Overrides::new();
-        ov.insert(
-            menu_slots[i].hf.clone(),
-            dequantize(dt, &quantize(dt, &w)?, w.len())?,
-        );
-        probes.push(Probe {
-            name: menus[i].name.clone(),
-            dtype: dt.to_string(),
-            predicted: pred(i, o),
-            measured: damage(&base_cal, &embeddings(&rt, &calib_ids, &ov)?),
-        });
-    }
-    let rho = spearman(
-        &probes.iter().map(|p| p.predicted).collect::<Vec<_>>(),
-        &probes.iter().map(|p| p.measured).collect::<Vec<_>>(),
-    );
-    let ratio_median = median(
-        &probes
-            .iter()
-            .filter(|p| p.predicted > 0.0)
-            .map(|p| p.measured / p.predicted)
-            .collect::<Vec<_>>(),
-    );
-
-    // Allocation.
-    #[allow(clippy::cast_precision_loss)]
-    let items: Vec<Vec<Item>> = menus
-        .iter()
-        .enumerate()
-        .map(|(i, m)| {
-            (0..m.options.len())
-                .map(|o| Item::new(m.options[o].bytes as f64, pred(i, o)))
-                .collect()
-        })
-        .collect();
-    #[allow(clippy::cast_precision_loss)]
-    let rep = allocate_bits(
-        &items,
-        (target_total - fixed_bytes) as f64,
-        &AllocateConfig::default(),
-    )?;
-    let choice = rep
-        .exact
-        .as_ref()
-        .map_or(&rep.lagrangian.choice, |e| &e.choice)
-        .clone();
-    let predicted_damage: f64 = choice.iter().enumerate().map(|(i, &o)| pred(i, o)).sum();
-
-    // Quantise and write.
-    let t_q = Instant::now();
-    let chosen: HashMap<&str, (DType, Vec<u8>)> = menus
-        .par_iter()
-        .zip(&choice)
-        .map(|(m, &c)| {
-            let dt = m.options[c].dtype;
-            let w = model.tensor_f32(&m.name)?;
-            Ok((m.name.as_str(), (dt, quantize(dt, &w)?)))
-        })
-        .collect::<Result<_>>()?;
-    let t_quant = t_q.elapsed().as_secs_f64();
+/// Writes the output GGUF to `path`: llama.cpp's BERT metadata and vocabulary, then every slot,
+/// at its chosen type from `chosen` (tensor name to type and bytes) or as F32.
+///
+/// # Errors
+/// Metadata that does not fit GGUF's integers, a missing vocabulary, failures of the writer.
+pub(super) fn write_gguf(
+    model: &Model,
+    slots: &[Slot],
+    chosen: &HashMap<String, (DType, Vec<u8>)>,
+    path: &std::path::Path,
+) -> Result<()> {
+    let cfg = model.config();
+    let max_len = cfg
+        .max_positions
+        .context("BERT model without max_position_embeddings")?;
     let mut by_type: HashMap<DType, u64> = HashMap::new();
     for (dt, q) in chosen.values() {
         *by_type.entry(*dt).or_default() += q.len() as u64;
@@ -666,7 +724,7 @@ pub(super) fn run(args: &Args, model: &Model, json_out: bool) -> Result<String> 
         w.set_metadata(k, v);
     }
     w.set_metadata("general.quantization_version", GgufValue::U32(2));
-    for s in &slots {
+    for s in slots {
         match chosen.get(s.info.name.as_str()) {
             Some((dt, q)) => w.add_tensor(&s.gguf, *dt, &s.info.shape, q.as_slice())?,
             None => {
@@ -676,12 +734,166 @@ pub(super) fn run(args: &Args, model: &Model, json_out: bool) -> Result<String> 
             }
         }
     }
+    w.write(path)?;
+    Ok(())
+}
+
+/// The fidelity of a merged output to its input on the evaluation sentences of a single run
+/// (the same fields as its manifest).
+///
+/// # Errors
+/// Runtime, tokenizer or Brown failures; fewer than 3 evaluation sentences.
+pub(super) fn merged_fidelity(
+    model: &Model,
+    out_model: &Model,
+    cache_dir: Option<std::path::PathBuf>,
+    eval_tokens: usize,
+) -> Result<serde_json::Value> {
+    let rt = BertModel::load(model)?;
+    let tok = TextTokenizer::for_model(model)?;
+    let (eval_s, eval_ids) =
+        eval_sentences(&tok, cache_dir, eval_tokens, rt.config().max_positions)?;
+    if eval_ids.len() < 3 {
+        bail!(
+            "too few sentences: {} for evaluation (need 3)",
+            eval_ids.len()
+        );
+    }
+    let none = Overrides::new();
+    let base = embeddings(&rt, &eval_ids, &none)?;
+    drop(rt);
+    let out_rt = BertModel::load(out_model)?;
+    let out_tok = TextTokenizer::for_model(out_model)?;
+    let mut mismatches = 0usize;
+    for (s, ids) in eval_s.iter().zip(&eval_ids) {
+        if &out_tok.encode(s)? != ids {
+            mismatches += 1;
+        }
+    }
+    let fid = fidelity(&base, &embeddings(&out_rt, &eval_ids, &none)?);
+    Ok(json!({
+        "eval": {"text": "Brown news sentences (6-40 words)", "sentences": eval_ids.len(), "tokens": eval_ids.iter().map(Vec::len).sum::<usize>()},
+        "fidelity": fid, "measured_damage": 1.0 - fid.mean_cosine, "tokenizer_mismatches": mismatches,
+    }))
+}
+
+/// Runs `claimlab compress` on a BERT encoder; returns what to print.
+///
+/// # Errors
+/// `--method gptq`, a tensor without a BERT role or with an unconvertible type, a row length no
+/// block type fits, a target below the smallest reachable size (the message says it), a missing
+/// calibration file, too few sentences, or failures of the runtime or the writer.
+#[allow(clippy::too_many_lines)]
+pub(super) fn run(args: &Args, model: &Model, json_out: bool) -> Result<String> {
+    let quiet = json_out;
+    let t0 = Instant::now();
+    let Preflight {
+        slots,
+        dropped,
+        n_params,
+        fixed_bytes,
+        min_bytes,
+        target_total,
+        eval_tokens: eval_budget,
+        calib_tokens: calib_budget,
+    } = preflight(model, args)?;
+    let n_validate = args.validate.unwrap_or(if args.quick { 2 } else { 8 });
+    let cfg = model.config().clone();
+    #[allow(clippy::cast_precision_loss)]
+    let bpw = |bytes: u64| bytes as f64 * 8.0 / n_params as f64;
+
+    // Runtime, tokenizer, sentences.
+    let rt = BertModel::load(model)?;
+    let tok = TextTokenizer::for_model(model)?;
+    let max_len = rt.config().max_positions;
+    let (eval_s, eval_ids) = eval_sentences(&tok, args.cache_dir.clone(), eval_budget, max_len)?;
+    let CalibSentences {
+        what: calib_what,
+        ids: calib_ids,
+    } = calib_sentences(&tok, args, calib_budget, max_len)?;
+    if calib_ids.len() < 2 || eval_ids.len() < 3 {
+        bail!(
+            "too few sentences: {} for calibration ({calib_what}), {} for evaluation (need 2 and 3)",
+            calib_ids.len(),
+            eval_ids.len()
+        );
+    }
+    let none = Overrides::new();
+    let base_cal = embeddings(&rt, &calib_ids, &none)?;
+    let base_eval = embeddings(&rt, &eval_ids, &none)?;
+
+    // Menus and measured sensitivities.
+    let menu_slots: Vec<&Slot> = slots
+        .iter()
+        .filter(|s| matches!(s.plan, Plan::Menu))
+        .collect();
+    let pb = bar(menu_slots.len() as u64, "menus + damage", quiet);
+    let mut menus: Vec<TensorMenu> = Vec::with_capacity(menu_slots.len());
+    let mut sens: Vec<f64> = Vec::with_capacity(menu_slots.len());
+    for s in &menu_slots {
+        let (m, k) = measured_menu(model, &rt, s, &calib_ids, &base_cal)?;
+        menus.push(m);
+        sens.push(k);
+        pb.inc(1);
+    }
+    pb.finish_and_clear();
+    // The predicted damage of option `o` of tensor `i` (what the allocator minimises).
+    let pred = |i: usize, o: usize| menus[i].options[o].weighted_error;
+
+    // Validation: a seeded sample, each tensor alone at its middle option, measured directly.
+    let mut order: Vec<usize> = (0..menus.len()).collect();
+    order.shuffle(&mut Xoshiro256PlusPlus::seed_from_u64(args.seed));
+    order.truncate(n_validate.min(menus.len()));
+    let mut probes = Vec::new();
+    for &i in &order {
+        let o = menus[i].options.len() / 2;
+        let dt = menus[i].options[o].dtype;
+        let w = model.tensor_f32(&menus[i].name)?;
+        let mut ov = Overrides::new();
+        ov.insert(
+            menu_slots[i].hf.clone(),
+            dequantize(dt, &quantize(dt, &w)?, w.len())?,
+        );
+        probes.push(Probe {
+            name: menus[i].name.clone(),
+            dtype: dt.to_string(),
+            predicted: pred(i, o),
+            measured: damage(&base_cal, &embeddings(&rt, &calib_ids, &ov)?),
+        });
+    }
+    let rho = spearman(
+        &probes.iter().map(|p| p.predicted).collect::<Vec<_>>(),
+        &probes.iter().map(|p| p.measured).collect::<Vec<_>>(),
+    );
+    let ratio_median = median(
+        &probes
+            .iter()
+            .filter(|p| p.predicted > 0.0)
+            .map(|p| p.measured / p.predicted)
+            .collect::<Vec<_>>(),
+    );
+
+    // Allocation (the one a sharded run's plan makes from the same menus).
+    let (choice, rep) = super::shard::allocate(&menus, target_total, fixed_bytes)?;
+    let predicted_damage: f64 = choice.iter().enumerate().map(|(i, &o)| pred(i, o)).sum();
+
+    // Quantise and write.
+    let t_q = Instant::now();
+    let chosen: HashMap<String, (DType, Vec<u8>)> = menus
+        .par_iter()
+        .zip(&choice)
+        .map(|(m, &c)| {
+            let dt = m.options[c].dtype;
+            let w = model.tensor_f32(&m.name)?;
+            Ok((m.name.clone(), (dt, quantize(dt, &w)?)))
+        })
+        .collect::<Result<_>>()?;
+    let t_quant = t_q.elapsed().as_secs_f64();
     let tmp = tmp_path(&args.out);
-    if let Err(e) = w.write(&tmp) {
+    if let Err(e) = write_gguf(model, &slots, &chosen, &tmp) {
         let _ = std::fs::remove_file(&tmp);
         return Err(e).with_context(|| format!("writing {}", tmp.display()));
     }
-    drop(w);
     drop(chosen);
     std::fs::rename(&tmp, &args.out)
         .with_context(|| format!("renaming {} to {}", tmp.display(), args.out.display()))?;

@@ -109,8 +109,9 @@ pub fn option_damage(w: &[f32], back: &[f32], row: usize, weights: Weights<'_>) 
     }
 }
 
-/// The menu of one tensor (as [`super::tensor_menu`]) with `weighted_error` the damage under
-/// `weights`.
+/// The menu of one tensor: every block type of [`MENU`] whose block divides its rows, with
+/// its real stored bytes, its plain squared error and, as `weighted_error`, its damage under
+/// `weights` ([`super::tensor_menu`] is this with column weights, or ones).
 ///
 /// # Errors
 /// Quantisation failures, mismatched weights, no fitting block type.
@@ -131,7 +132,10 @@ pub fn tensor_menu_damage(
         let sq_error = w
             .iter()
             .zip(&back)
-            .map(|(&a, &b)| (f64::from(a) - f64::from(b)).powi(2))
+            .map(|(&a, &b)| {
+                let d = f64::from(a) - f64::from(b);
+                d * d
+            })
             .sum();
         let weighted_error =
             option_damage(w, &back, row, weights).with_context(|| format!("{name}: damage"))?;
@@ -301,18 +305,34 @@ mod tests {
         assert!(fisher_diag(&rt, &names, &tokens, 1, || {}).is_err());
     }
 
+    /// `tensor_menu` (which calls `tensor_menu_damage` with diag weights, ones without any)
+    /// against the damage recomputed by hand from each option's round trip.
     #[test]
-    fn menu_with_diag_weights_equals_the_plain_menu() {
+    fn menu_damage_matches_brute_force_and_plain_menu_weighs_one() {
         let w: Vec<f32> = (0..64 * 32)
             .map(|i| ((i * 7919 % 1000) as f32 / 500.0 - 1.0) * 0.1)
             .collect();
         let h: Vec<f64> = (0..64).map(|j| 1.0 + f64::from(j) * 0.1).collect();
         let a = super::super::tensor_menu("t", DType::F32, 64, &w, Some(&h)).unwrap();
-        let b = tensor_menu_damage("t", DType::F32, 64, &w, Weights::Diag(&h)).unwrap();
-        for (x, y) in a.options.iter().zip(&b.options) {
-            assert_eq!(x.bytes, y.bytes);
-            assert!((x.weighted_error - y.weighted_error).abs() <= 1e-9 * x.weighted_error);
-            assert!((x.sq_error - y.sq_error).abs() <= 1e-9 * x.sq_error);
+        let plain = super::super::tensor_menu("t", DType::F32, 64, &w, None).unwrap();
+        assert_eq!(a.options.len(), 5);
+        for (x, p) in a.options.iter().zip(&plain.options) {
+            let q = quantize(x.dtype, &w).unwrap();
+            let back = dequantize(x.dtype, &q, w.len()).unwrap();
+            let (mut sq, mut wsq) = (0.0, 0.0);
+            for (k, (&u, &v)) in w.iter().zip(&back).enumerate() {
+                let d = f64::from(u) - f64::from(v);
+                sq += d * d;
+                wsq += d * d * h[k % 64];
+            }
+            assert_eq!(x.bytes, q.len());
+            assert!((x.sq_error - sq).abs() <= 1e-12 * sq, "{}", x.dtype);
+            assert!((x.weighted_error - wsq).abs() <= 1e-12 * wsq, "{}", x.dtype);
+            // Without weights the damage is the plain squared error, bit for bit.
+            assert_eq!(p.weighted_error.to_bits(), p.sq_error.to_bits());
+            assert_eq!(p.sq_error.to_bits(), x.sq_error.to_bits());
         }
+        // Wrong-length weights are refused.
+        assert!(super::super::tensor_menu("t", DType::F32, 64, &w, Some(&h[..63])).is_err());
     }
 }

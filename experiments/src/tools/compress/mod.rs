@@ -258,31 +258,16 @@ pub fn tensor_menu(
             bail!("{name}: {} column weights for rows of {row}", h.len());
         }
     }
-    let mut options = Vec::new();
-    for &dt in &MENU {
-        if row == 0 || !row.is_multiple_of(dt.block_elems()) {
-            continue;
+    // Without weights every column weighs 1, so the weighted error is the plain one.
+    let ones;
+    let h = match hdiag {
+        Some(h) => h,
+        None => {
+            ones = vec![1.0; row];
+            &ones
         }
-        let q = quantize(dt, w).with_context(|| format!("quantising {name} to {dt}"))?;
-        let back = dequantize(dt, &q, w.len())?;
-        let (sq_error, weighted_error) = errors(w, &back, row, hdiag);
-        options.push(MenuOption {
-            dtype: dt,
-            bytes: q.len(),
-            sq_error,
-            weighted_error,
-        });
-    }
-    if options.is_empty() {
-        bail!("{name}: row length {row} is not a multiple of 32; no block type of the menu fits");
-    }
-    Ok(TensorMenu {
-        name: name.to_string(),
-        n_elems: w.len(),
-        row,
-        input_dtype,
-        options,
-    })
+    };
+    damage::tensor_menu_damage(name, input_dtype, row, w, damage::Weights::Diag(h))
 }
 
 /// Plain and column-weighted squared errors of `back` against `w` (rows of `row`).
@@ -605,6 +590,106 @@ pub(crate) fn target_bytes(args: &Args, n_params: u64) -> Result<u64> {
     }
 }
 
+/// What a llama run (single or one shard of a sharded run) resolves and checks before any work.
+pub(crate) struct Preflight {
+    /// Parameters of the model (bits per weight are over these).
+    pub(crate) n_params: u64,
+    /// The 2-D weights that get a menu, in the model's order.
+    pub(crate) targets: Vec<TensorInfo>,
+    /// Bytes of the tensors kept as they are (norms).
+    pub(crate) fixed_bytes: u64,
+    /// The target size of all tensor data ([`target_bytes`]).
+    pub(crate) target_total: u64,
+    /// The smallest size the menus reach (cheapest fitting block type per target).
+    pub(crate) min_bytes: u64,
+    /// Evaluation tokens (`--eval-tokens`, or the default).
+    pub(crate) eval_tokens: usize,
+    /// Calibration tokens (`--calib-tokens`, or the default).
+    pub(crate) calib_tokens: usize,
+}
+
+/// The checks of a llama compression before any work, shared by a single run and every shard:
+/// token budgets, GPTQ damping and the calibration file; a llama-family GGUF decoder whose
+/// targets all have a calibration site; the target size against the smallest the menus reach
+/// (the message says the minimum).
+///
+/// # Errors
+/// Each failed check, with its reason.
+pub(crate) fn preflight(model: &Model, args: &Args) -> Result<Preflight> {
+    let eval_n = args
+        .eval_tokens
+        .unwrap_or(if args.quick { 256 } else { 2048 });
+    let calib_n = args
+        .calib_tokens
+        .unwrap_or(if args.quick { 128 } else { 1024 });
+    if eval_n < 2 {
+        bail!("--eval-tokens must be at least 2, got {eval_n}");
+    }
+    if calib_n < 2 {
+        bail!("--calib-tokens must be at least 2, got {calib_n}");
+    }
+    if !(args.gptq_damp.is_finite() && args.gptq_damp >= 0.0) {
+        bail!(
+            "--gptq-damp must be a finite non-negative number, got {}",
+            args.gptq_damp
+        );
+    }
+    if let Some(f) = &args.calib {
+        if !f.is_file() {
+            bail!(
+                "calibration file {} does not exist or is not a file",
+                f.display()
+            );
+        }
+    }
+    if model.config().arch != Architecture::LlamaDecoder {
+        bail!(
+            "{}: compressing a {:?} is not yet supported (only llama-family GGUF decoders)",
+            model.path().display(),
+            model.config().arch
+        );
+    }
+    if model.gguf_metadata().is_none() {
+        bail!(
+            "{}: compress needs a GGUF file (safetensors output is not yet supported)",
+            model.path().display()
+        );
+    }
+    let n_params = model.n_params();
+    let targets = targets_of(model);
+    for t in &targets {
+        site(t)?;
+    }
+    let fixed_bytes: u64 = model
+        .tensors()
+        .iter()
+        .filter(|t| !(t.shape.len() == 2 && t.param == Param::Weight))
+        .map(|t| t.nbytes)
+        .sum();
+    let target_total = target_bytes(args, n_params)?;
+    let min_bytes = fixed_bytes + min_menu_bytes(&targets);
+    #[allow(clippy::cast_precision_loss)]
+    let bpw = |bytes: u64| bytes as f64 * 8.0 / n_params as f64;
+    if target_total < min_bytes {
+        bail!(
+            "target {} bytes ({:.3} bits per weight) is below the smallest size the menus reach: {} bytes ({:.3} bits per weight)",
+            target_total,
+            bpw(target_total),
+            min_bytes,
+            bpw(min_bytes)
+        );
+    }
+    Ok(Preflight {
+        n_params,
+        targets,
+        fixed_bytes,
+        target_total,
+        min_bytes,
+        eval_tokens: eval_n,
+        calib_tokens: calib_n,
+    })
+}
+
 /// Runs `claimlab compress`; returns what to print.
 ///
 /// # Errors
@@ -633,77 +718,24 @@ pub fn run(args: Args, json_out: bool) -> Result<String> {
         return bert::run(&args, &m, json_out);
     }
     let quiet = json_out;
-    let eval_n = args
-        .eval_tokens
-        .unwrap_or(if args.quick { 256 } else { 2048 });
-    let calib_n = args
-        .calib_tokens
-        .unwrap_or(if args.quick { 128 } else { 1024 });
-    let n_validate = args.validate.unwrap_or(if args.quick { 4 } else { 16 });
-    if eval_n < 2 {
-        bail!("--eval-tokens must be at least 2, got {eval_n}");
-    }
-    if calib_n < 2 {
-        bail!("--calib-tokens must be at least 2, got {calib_n}");
-    }
-    if !(args.gptq_damp.is_finite() && args.gptq_damp >= 0.0) {
-        bail!(
-            "--gptq-damp must be a finite non-negative number, got {}",
-            args.gptq_damp
-        );
-    }
-    if let Some(f) = &args.calib {
-        if !f.is_file() {
-            bail!(
-                "calibration file {} does not exist or is not a file",
-                f.display()
-            );
-        }
-    }
     let model = open_model(
         args.model.as_deref(),
         Pinned::SmolLm2,
         args.cache_dir.clone(),
     )?;
-    if model.config().arch != Architecture::LlamaDecoder {
-        bail!(
-            "{}: compressing a {:?} is not yet supported (only llama-family GGUF decoders)",
-            model.path().display(),
-            model.config().arch
-        );
-    }
-    if model.gguf_metadata().is_none() {
-        bail!(
-            "{}: compress needs a GGUF file (safetensors output is not yet supported)",
-            model.path().display()
-        );
-    }
     let t0 = Instant::now();
-    let n_params = model.n_params();
-    let targets = targets_of(&model);
-    for t in &targets {
-        site(t)?;
-    }
-    let fixed_bytes: u64 = model
-        .tensors()
-        .iter()
-        .filter(|t| !(t.shape.len() == 2 && t.param == Param::Weight))
-        .map(|t| t.nbytes)
-        .sum();
-    let target_total = target_bytes(&args, n_params)?;
-    // The smallest reachable size, before any work (cheapest fitting block type per tensor).
-    let min_bytes: u64 = fixed_bytes + min_menu_bytes(&targets);
+    let Preflight {
+        n_params,
+        targets,
+        fixed_bytes,
+        target_total,
+        min_bytes,
+        eval_tokens: eval_n,
+        calib_tokens: calib_n,
+    } = preflight(&model, &args)?;
+    let n_validate = args.validate.unwrap_or(if args.quick { 4 } else { 16 });
     #[allow(clippy::cast_precision_loss)]
     let bpw = |bytes: u64| bytes as f64 * 8.0 / n_params as f64;
-    if target_total < min_bytes {
-        bail!(
-            "target {} bytes ({:.3} bits per weight) is below the smallest size the menus reach: {} bytes ({:.3} bits per weight)",
-            target_total,
-            bpw(target_total),
-            min_bytes,
-            bpw(min_bytes)
-        );
-    }
 
     // 1. Tokens, calibration (streamed block by block from the file; the runtime is loaded
     // only for the evaluation).

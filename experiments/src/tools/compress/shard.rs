@@ -37,10 +37,18 @@
 //! `tests/compress_shard_cli.rs` checks it with 3 shards). Run every step with the same
 //! `claimlab` build.
 //!
-//! Not covered yet: BERT encoders (`--model minilm`; refused with a message), the validation of
-//! the damage proxy and its loss prediction, `--extended-menu`, `--eval-ids-out`, and GPTQ's
-//! same-size rounding comparison (a merged GPTQ run reports the GPTQ model only). The merge
-//! holds all quantised tensors in memory, as a single run does.
+//! BERT encoders (`--model minilm` or a BERT file; see [`super::bert`]) shard the same way: in
+//! round 1 each shard embeds the calibration sentences once and measures the sensitivity of
+//! its own matrices (each alone at its cheapest type), the plan allocates over all of them, and
+//! the merge writes the single run's BERT GGUF (its `general.name` comes from the model's file
+//! name, so give the merge the model under the same name) and scores its embedding fidelity on
+//! the single run's evaluation sentences. For a BERT safetensors model the fingerprint covers
+//! its `tokenizer.json` too (the GGUF's vocabulary comes from it).
+//!
+//! Not covered yet: the validation of the damage proxy and its loss prediction (and BERT's
+//! validation probes and uniform per-row baseline), `--extended-menu`, `--eval-ids-out`, and
+//! GPTQ's same-size rounding comparison (a merged GPTQ run reports the GPTQ model only). The
+//! merge holds all quantised tensors in memory, as a single run does.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
@@ -51,15 +59,14 @@ use std::time::Instant;
 use anyhow::{bail, Context as _, Result};
 use claimlab_budget::{allocate_bits, AllocateConfig, Item};
 use claimlab_runtime::{perplexity, LlamaModel, Overrides, PerplexityConfig, TextTokenizer};
-use claimlab_weights::{copy_with_replacements, Architecture, DType, Model, Param, Pinned};
+use claimlab_weights::{copy_with_replacements, DType, Model, Pinned};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::{
-    bar, calib_ids, calibration, fisher_of, menu_of, min_menu_bytes, news_tokens, quantise_one,
-    sequential_results, site, target_bytes, targets_of, tmp_path, Args, GptqInputs, MenuOption,
-    Method, TensorMenu, EVAL_CONTEXT,
+    bar, calib_ids, calibration, fisher_of, menu_of, news_tokens, quantise_one, sequential_results,
+    targets_of, tmp_path, Args, GptqInputs, MenuOption, Method, TensorMenu, EVAL_CONTEXT,
 };
 use crate::tools::open_model;
 
@@ -173,6 +180,9 @@ pub struct MergeArgs {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub(crate) struct Settings {
     claimlab_version: String,
+    /// `llama` (a GGUF decoder) or `bert` (an encoder; see [`super::bert`]).
+    #[serde(default = "llama_arch")]
+    architecture: String,
     model: PathBuf,
     model_fingerprint: String,
     model_file_bytes: u64,
@@ -313,8 +323,11 @@ fn write_atomically(out: &Path, bytes: &[u8]) -> Result<()> {
 struct Prepared {
     model: Model,
     settings: Settings,
+    /// The tensors that get a menu, in the order of a single run's allocation.
     targets: Vec<claimlab_weights::TensorInfo>,
     calib_tokens: usize,
+    /// A BERT encoder's checked plan (`None` for a llama decoder).
+    bert: Option<super::bert::Preflight>,
 }
 
 fn method_name(m: Method) -> &'static str {
@@ -324,100 +337,95 @@ fn method_name(m: Method) -> &'static str {
     }
 }
 
-/// Opens and checks the model of `args` and resolves its settings (what a single run checks
-/// before any work, plus the fingerprints).
-fn prepare(args: &Args) -> Result<Prepared> {
-    if super::bert::bert_model(args)?.is_some() {
-        bail!("--shard is not yet supported for BERT encoders (only llama-family GGUF decoders); compress BERT in one run");
+/// The architecture tag of settings written before BERT encoders could be sharded.
+fn llama_arch() -> String {
+    "llama".into()
+}
+
+/// Fingerprint of everything of the model that reaches the output: its file, and for a model
+/// whose vocabulary lives beside it (BERT safetensors) its `tokenizer.json`.
+fn model_fingerprint(model: &Model) -> Result<String> {
+    let fp = file_fingerprint(model.file())?;
+    match model.tokenizer_json_path() {
+        Some(t) if model.gguf_metadata().is_none() => {
+            Ok(format!("{fp}+tokenizer {}", file_fingerprint(&t)?))
+        }
+        _ => Ok(fp),
     }
+}
+
+/// Opens and checks the model of `args` and resolves its settings (the preflight of a single
+/// run, [`super::preflight`] or [`super::bert::preflight`], plus the fingerprints).
+fn prepare(args: &Args) -> Result<Prepared> {
     if args.extended_menu || args.eval_ids_out.is_some() {
         bail!("--extended-menu and --eval-ids-out are not supported with --shard");
     }
-    let eval_n = args
-        .eval_tokens
-        .unwrap_or(if args.quick { 256 } else { 2048 });
-    let calib_n = args
-        .calib_tokens
-        .unwrap_or(if args.quick { 128 } else { 1024 });
-    if eval_n < 2 {
-        bail!("--eval-tokens must be at least 2, got {eval_n}");
-    }
-    if calib_n < 2 {
-        bail!("--calib-tokens must be at least 2, got {calib_n}");
-    }
-    if !(args.gptq_damp.is_finite() && args.gptq_damp >= 0.0) {
-        bail!(
-            "--gptq-damp must be a finite non-negative number, got {}",
-            args.gptq_damp
-        );
-    }
-    let calib = match &args.calib {
-        Some(f) if !f.is_file() => bail!(
-            "calibration file {} does not exist or is not a file",
-            f.display()
+    // The checks of a single run, then this run's numbers in common form.
+    let (model, bert) = match super::bert::bert_model(args)? {
+        Some(m) => {
+            let pf = super::bert::preflight(&m, args)?;
+            (m, Some(pf))
+        }
+        None => (
+            open_model(
+                args.model.as_deref(),
+                Pinned::SmolLm2,
+                args.cache_dir.clone(),
+            )?,
+            None,
         ),
+    };
+    let (pf, architecture, damage) = match &bert {
+        Some(b) => (
+            super::Preflight {
+                n_params: b.n_params,
+                targets: b.menu_slots().iter().map(|s| s.info.clone()).collect(),
+                fixed_bytes: b.fixed_bytes,
+                target_total: b.target_total,
+                min_bytes: b.min_bytes,
+                eval_tokens: b.eval_tokens,
+                calib_tokens: b.calib_tokens,
+            },
+            "bert",
+            "measured: 1 - mean cos of the calibration embeddings".to_string(),
+        ),
+        None => (
+            super::preflight(&model, args)?,
+            "llama",
+            format!("{:?}", args.damage),
+        ),
+    };
+    // (The preflight checked that a calibration file exists.)
+    let calib = match &args.calib {
         Some(f) => format!("file {}", file_fingerprint(f)?),
         None => "Brown, documents outside the news genre, in corpus order".into(),
     };
-    let model = open_model(
-        args.model.as_deref(),
-        Pinned::SmolLm2,
-        args.cache_dir.clone(),
-    )?;
-    if model.config().arch != Architecture::LlamaDecoder || model.gguf_metadata().is_none() {
-        bail!(
-            "{}: sharded compression needs a llama-family GGUF decoder",
-            model.path().display()
-        );
-    }
-    let n_params = model.n_params();
-    let targets = targets_of(&model);
-    for t in &targets {
-        site(t)?;
-    }
-    let fixed_bytes: u64 = model
-        .tensors()
-        .iter()
-        .filter(|t| !(t.shape.len() == 2 && t.param == Param::Weight))
-        .map(|t| t.nbytes)
-        .sum();
-    let target_total = target_bytes(args, n_params)?;
-    let min_bytes = fixed_bytes + min_menu_bytes(&targets);
-    #[allow(clippy::cast_precision_loss)]
-    let bpw = |bytes: u64| bytes as f64 * 8.0 / n_params as f64;
-    if target_total < min_bytes {
-        bail!(
-            "target {} bytes ({:.3} bits per weight) is below the smallest size the menus reach: {} bytes ({:.3} bits per weight)",
-            target_total,
-            bpw(target_total),
-            min_bytes,
-            bpw(min_bytes)
-        );
-    }
     let settings = Settings {
         claimlab_version: env!("CARGO_PKG_VERSION").into(),
-        model: model.file().to_path_buf(),
-        model_fingerprint: file_fingerprint(model.file())?,
+        architecture: architecture.into(),
+        model: model.path().to_path_buf(),
+        model_fingerprint: model_fingerprint(&model)?,
         model_file_bytes: std::fs::metadata(model.file())?.len(),
-        n_params,
-        n_targets: targets.len(),
-        target_bytes: target_total,
-        fixed_bytes,
-        min_bytes,
+        n_params: pf.n_params,
+        n_targets: pf.targets.len(),
+        target_bytes: pf.target_total,
+        fixed_bytes: pf.fixed_bytes,
+        min_bytes: pf.min_bytes,
         method: method_name(args.method).into(),
         gptq_damp: format!("{:?}", args.gptq_damp),
         gptq_embd: std::env::var_os("CLAIMLAB_GPTQ_EMBD").is_some(),
         gptq_clean: args.gptq_clean,
-        damage: format!("{:?}", args.damage),
+        damage,
         calib,
-        calib_tokens: calib_n,
-        eval_tokens: eval_n,
+        calib_tokens: pf.calib_tokens,
+        eval_tokens: pf.eval_tokens,
     };
     Ok(Prepared {
         model,
         settings,
-        targets,
-        calib_tokens: calib_n,
+        targets: pf.targets,
+        calib_tokens: pf.calib_tokens,
+        bert,
     })
 }
 
@@ -603,26 +611,51 @@ fn menus_round(
 ) -> Result<String> {
     let mine = shard_of_targets(prep, shard);
     let model = &prep.model;
-    let tok = TextTokenizer::for_model(model)?;
-    let (cal, calib_what, cids) = calibration(model, &tok, args, prep.calib_tokens, json_out)?;
-    let names: Vec<String> = mine.iter().map(|&i| prep.targets[i].name.clone()).collect();
-    let fisher = fisher_of(model, &names, &cids, args, json_out)?;
-    let pb = bar(mine.len() as u64, "menus", json_out);
-    let tensors: Vec<StoredMenu> = mine
-        .par_iter()
-        .map(|&i| {
-            let m = menu_of(model, &prep.targets[i], &cal, fisher.as_ref(), args)?;
-            pb.inc(1);
-            StoredMenu::from_menu(i, &m)
-        })
-        .collect::<Result<_>>()?;
-    pb.finish_and_clear();
+    let (tensors, calibration) = if let Some(b) = &prep.bert {
+        // Each shard embeds the calibration sentences once and measures its own tensors.
+        let c = super::bert::shard_calibration(model, args, b)?;
+        let slots = b.menu_slots();
+        let pb = bar(mine.len() as u64, "menus + damage", json_out);
+        let tensors: Vec<StoredMenu> = mine
+            .iter()
+            .map(|&i| {
+                let m = super::bert::shard_menu(model, &c, slots[i])?;
+                pb.inc(1);
+                StoredMenu::from_menu(i, &m)
+            })
+            .collect::<Result<_>>()?;
+        pb.finish_and_clear();
+        (
+            tensors,
+            json!({"text": c.calib.what, "sentences": c.calib.ids.len(),
+                   "tokens": c.calib.ids.iter().map(Vec::len).sum::<usize>()}),
+        )
+    } else {
+        let tok = TextTokenizer::for_model(model)?;
+        let (cal, calib_what, cids) = calibration(model, &tok, args, prep.calib_tokens, json_out)?;
+        let names: Vec<String> = mine.iter().map(|&i| prep.targets[i].name.clone()).collect();
+        let fisher = fisher_of(model, &names, &cids, args, json_out)?;
+        let pb = bar(mine.len() as u64, "menus", json_out);
+        let tensors: Vec<StoredMenu> = mine
+            .par_iter()
+            .map(|&i| {
+                let m = menu_of(model, &prep.targets[i], &cal, fisher.as_ref(), args)?;
+                pb.inc(1);
+                StoredMenu::from_menu(i, &m)
+            })
+            .collect::<Result<_>>()?;
+        pb.finish_and_clear();
+        (
+            tensors,
+            json!({"text": calib_what, "tokens": cal.n_tokens, "rebuild_rel_error": cal.rebuild_error}),
+        )
+    };
     let file = MenusFile {
         format: MENUS_FORMAT.into(),
         shard: shard.index,
         n_shards: shard.count,
         settings: prep.settings.clone(),
-        calibration: json!({"text": calib_what, "tokens": cal.n_tokens, "rebuild_rel_error": cal.rebuild_error}),
+        calibration,
         seconds: t0.elapsed().as_secs_f64(),
         tensors,
     };
@@ -1120,8 +1153,15 @@ pub(crate) fn merge(args: &MergeArgs, json_out: bool) -> Result<String> {
         .model
         .clone()
         .unwrap_or_else(|| plan.settings.model.clone());
-    let model = open_model(Some(&model_path), Pinned::SmolLm2, args.cache_dir.clone())?;
-    let fp = file_fingerprint(model.file())?;
+    let bert = plan.settings.architecture == "bert";
+    let model = if bert && !model_path.exists() {
+        // `--model minilm` (the pinned encoder, from the cache).
+        super::bert::bert_model_at(&model_path, args.cache_dir.clone())?
+            .with_context(|| format!("{}: no such model", model_path.display()))?
+    } else {
+        open_model(Some(&model_path), Pinned::SmolLm2, args.cache_dir.clone())?
+    };
+    let fp = model_fingerprint(&model)?;
     if fp != plan.settings.model_fingerprint {
         bail!(
             "{}: model fingerprint {fp}, the plan was made from {} (fingerprint {}): give the same model with --model",
@@ -1130,16 +1170,31 @@ pub(crate) fn merge(args: &MergeArgs, json_out: bool) -> Result<String> {
             plan.settings.model_fingerprint
         );
     }
-    if repl.len() != targets_of(&model).len() {
+    let bert_slots = if bert {
+        Some(super::bert::plan_tensors(&model)?.0)
+    } else {
+        None
+    };
+    let n_targets = match &bert_slots {
+        Some(slots) => slots
+            .iter()
+            .filter(|s| matches!(s.plan, super::bert::Plan::Menu))
+            .count(),
+        None => targets_of(&model).len(),
+    };
+    if repl.len() != n_targets {
         bail!(
-            "the parts hold {} tensors, the model has {} to compress",
+            "the parts hold {} tensors, the model has {n_targets} to compress",
             repl.len(),
-            targets_of(&model).len()
         );
     }
     // Write exactly as a single run (temporary file, then rename).
     let tmp = tmp_path(&args.out);
-    if let Err(e) = copy_with_replacements(&model, &repl, &tmp) {
+    let written = match &bert_slots {
+        Some(slots) => super::bert::write_gguf(&model, slots, &repl, &tmp),
+        None => copy_with_replacements(&model, &repl, &tmp).map_err(Into::into),
+    };
+    if let Err(e) = written {
         let _ = std::fs::remove_file(&tmp);
         return Err(e).with_context(|| format!("writing {}", tmp.display()));
     }
@@ -1161,6 +1216,64 @@ pub(crate) fn merge(args: &MergeArgs, json_out: bool) -> Result<String> {
     let s = &plan.settings;
     #[allow(clippy::cast_precision_loss)]
     let bpw = |bytes: u64| bytes as f64 * 8.0 / s.n_params as f64;
+    if bert {
+        let fid = if args.no_score {
+            None
+        } else {
+            Some(super::bert::merged_fidelity(
+                &model,
+                &out_model,
+                args.cache_dir.clone(),
+                s.eval_tokens,
+            )?)
+        };
+        let secs = t0.elapsed().as_secs_f64();
+        let field = |k: &str| fid.as_ref().map(|f| f[k].clone());
+        let js = json!({
+            "architecture": "bert", "input": model.path(), "output": args.out, "n_shards": n, "plan": args.plan,
+            "plan_fingerprint": plan.plan_fingerprint, "method": s.method,
+            "n_params": s.n_params, "target_bytes": s.target_bytes, "target_bpw": bpw(s.target_bytes),
+            "min_bytes": s.min_bytes, "max_bytes": plan.max_bytes, "fixed_f32_bytes": s.fixed_bytes,
+            "tensor_bytes": out_tensor_bytes, "bpw": bpw(out_tensor_bytes), "file_bytes": file_bytes,
+            "allocation": plan.allocation, "eval": field("eval"), "fidelity": field("fidelity"),
+            "measured_damage": field("measured_damage"), "tokenizer_mismatches": field("tokenizer_mismatches"),
+            "seconds": secs, "seconds_write": t_write,
+            "tensors": plan.tensors.iter().map(|t| json!({"name": t.name, "shard": t.shard, "chosen": t.chosen, "bytes": t.bytes,
+                "sq_error": t.sq_error, "predicted_damage": t.weighted_error})).collect::<Vec<_>>(),
+        });
+        if json_out {
+            return Ok(serde_json::to_string_pretty(&js)?);
+        }
+        let mut o = String::new();
+        let _ = writeln!(
+            o,
+            "merged      {n} shards of {} into {} (BERT, {} tensors)",
+            model.path().display(),
+            args.out.display(),
+            out_model.tensors().len()
+        );
+        let _ = writeln!(
+            o,
+            "size        tensor data {} bytes = {:.3} bpw (target {} bytes, {:.3} bpw); file {} bytes",
+            out_tensor_bytes,
+            bpw(out_tensor_bytes),
+            s.target_bytes,
+            bpw(s.target_bytes),
+            file_bytes
+        );
+        if let Some(f) = &fid {
+            let _ = writeln!(
+                o,
+                "fidelity    {} Brown news sentences: mean cos {}, min cos {}, Spearman of pairwise similarities {}",
+                f["eval"]["sentences"], f["fidelity"]["mean_cosine"], f["fidelity"]["min_cosine"], f["fidelity"]["spearman"]
+            );
+        }
+        let _ = writeln!(
+            o,
+            "time        {secs:.1} s (checks and write {t_write:.1} s)"
+        );
+        return Ok(o);
+    }
     let scores = if args.no_score {
         None
     } else {
