@@ -509,7 +509,7 @@ pub fn fisher_diag_streaming(
             }
         }
     }
-    drop(g);
+    drop((g, emb64, x, dxs));
     scale_by_windows(&mut acc_emb, k);
     sink(vec![FisherTensor {
         name: "token_embd.weight".into(),
