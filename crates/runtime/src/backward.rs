@@ -15,7 +15,7 @@ use faer::{Accum, MatMut, MatRef, Par};
 
 use crate::error::{Error, Result};
 use crate::hooks::{Capture, Overrides};
-use crate::llama::LlamaModel;
+use crate::llama::{LlamaConfig, LlamaModel};
 
 /// The nine weight tensors of a block, as named in GGUF files (`blk.L.<name>.weight`), in the
 /// order [`LossGradient::grads`] lists them.
@@ -171,7 +171,7 @@ pub struct GradModel<'a> {
 type KvGrads = (Vec<(usize, Vec<f64>)>, Vec<f64>, Vec<f64>);
 
 /// Stored activations of one block.
-struct BlockTape {
+pub(crate) struct BlockTape {
     x: Vec<f64>,
     r1: Vec<f64>,
     h: Vec<f64>,
@@ -198,12 +198,12 @@ struct Tape {
     hf: Vec<f64>,
 }
 
-fn widen(v: &[f32]) -> Vec<f64> {
+pub(crate) fn widen(v: &[f32]) -> Vec<f64> {
     v.par_iter().map(|&x| f64::from(x)).collect()
 }
 
 /// `y = x·wᵀ`, `x` `[n, k]`, `w` `[m, k]`, row-major; `y` `[n, m]`.
-fn mm_nt(x: &[f64], w: &[f64], n: usize, k: usize, m: usize) -> Vec<f64> {
+pub(crate) fn mm_nt(x: &[f64], w: &[f64], n: usize, k: usize, m: usize) -> Vec<f64> {
     let mut y = vec![0.0; n * m];
     if n * m * k == 0 {
         return y;
@@ -220,7 +220,7 @@ fn mm_nt(x: &[f64], w: &[f64], n: usize, k: usize, m: usize) -> Vec<f64> {
 }
 
 /// `dx = dy·w`, `dy` `[n, m]`, `w` `[m, k]`; `dx` `[n, k]` (added into `acc` if given).
-fn mm_nn_into(acc: &mut [f64], dy: &[f64], w: &[f64], n: usize, m: usize, k: usize) {
+pub(crate) fn mm_nn_into(acc: &mut [f64], dy: &[f64], w: &[f64], n: usize, m: usize, k: usize) {
     if n * m * k == 0 {
         return;
     }
@@ -235,7 +235,7 @@ fn mm_nn_into(acc: &mut [f64], dy: &[f64], w: &[f64], n: usize, m: usize, k: usi
 }
 
 /// `dw += dyᵀ·x`, `dy` `[n, m]`, `x` `[n, k]`; `dw` `[m, k]`.
-fn mm_tn_into(dw: &mut [f64], dy: &[f64], x: &[f64], n: usize, m: usize, k: usize) {
+pub(crate) fn mm_tn_into(dw: &mut [f64], dy: &[f64], x: &[f64], n: usize, m: usize, k: usize) {
     if n * m * k == 0 {
         return;
     }
@@ -250,7 +250,7 @@ fn mm_tn_into(dw: &mut [f64], dy: &[f64], x: &[f64], n: usize, m: usize, k: usiz
 }
 
 /// RMSNorm rows: returns `(y, r)` with `r_t = 1/sqrt(mean(x_t²) + eps)`, `y = x·r ⊙ g`.
-fn rms_fwd(x: &[f64], g: &[f64], eps: f64) -> (Vec<f64>, Vec<f64>) {
+pub(crate) fn rms_fwd(x: &[f64], g: &[f64], eps: f64) -> (Vec<f64>, Vec<f64>) {
     let d = g.len();
     let mut y = vec![0.0; x.len()];
     let mut r = Vec::with_capacity(x.len() / d);
@@ -268,7 +268,7 @@ fn rms_fwd(x: &[f64], g: &[f64], eps: f64) -> (Vec<f64>, Vec<f64>) {
 /// RMSNorm backward: adds `∂/∂x` into `dx` and, if given, `∂/∂g` into `dg`.
 ///
 /// `dx_i = r·g_i·dy_i − r³·x_i·(Σ_j dy_j g_j x_j)/d`, `dg_i = Σ_t dy_ti·x_ti·r_t`.
-fn rms_bwd(
+pub(crate) fn rms_bwd(
     dy: &[f64],
     x: &[f64],
     r: &[f64],
@@ -303,7 +303,7 @@ fn rms_bwd(
 }
 
 /// cos/sin of the RoPE angles for positions `0..n`, `[n, head_dim/2]`.
-fn rope_table(n: usize, head_dim: usize, base: f64) -> (Vec<f64>, Vec<f64>) {
+pub(crate) fn rope_table(n: usize, head_dim: usize, base: f64) -> (Vec<f64>, Vec<f64>) {
     let half = head_dim / 2;
     let mut c = Vec::with_capacity(n * half);
     let mut s = Vec::with_capacity(n * half);
@@ -333,6 +333,236 @@ fn rope_apply(x: &mut [f64], head_dim: usize, cs: &(Vec<f64>, Vec<f64>), width: 
             }
         }
     }
+}
+
+/// cos and sin tables of [`rope_table`].
+pub(crate) type Rope = (Vec<f64>, Vec<f64>);
+
+/// One block's f64 forward pass on the residual stream `x` (`[n, d_model]`, positions `0..n`,
+/// `rope` from [`rope_table`] for `n`), keeping every activation its backward pass needs.
+///
+/// Returns the block's tape and its output (the residual stream after the block).
+#[allow(clippy::cast_precision_loss)]
+pub(crate) fn block_fwd(
+    c: &LlamaConfig,
+    w: &[Vec<f64>; 9],
+    x: Vec<f64>,
+    n: usize,
+    rope: &Rope,
+) -> (BlockTape, Vec<f64>) {
+    let (d, hd, ff) = (c.d_model, c.head_dim, c.d_ff);
+    let (nh, nkv) = (c.n_heads, c.n_kv_heads);
+    let (qd, kd) = (nh * hd, nkv * hd);
+    let group = nh / nkv;
+    let scale = 1.0 / (hd as f64).sqrt();
+    let (h, r1) = rms_fwd(&x, &w[ATTN_NORM], c.norm_eps);
+    let mut q = mm_nt(&h, &w[WQ], n, d, qd);
+    let mut k = mm_nt(&h, &w[WK], n, d, kd);
+    let v = mm_nt(&h, &w[WV], n, d, kd);
+    rope_apply(&mut q, hd, rope, qd, false);
+    rope_apply(&mut k, hd, rope, kd, false);
+    // Per query head: causal softmax of scaled scores, then the weighted values.
+    let heads: Vec<(Vec<f64>, Vec<f64>)> = (0..nh)
+        .into_par_iter()
+        .map(|hh| {
+            let kv = hh / group;
+            let mut p = vec![0.0; n * n];
+            let mut o = vec![0.0; n * hd];
+            for i in 0..n {
+                let qi = &q[i * qd + hh * hd..i * qd + (hh + 1) * hd];
+                let row = &mut p[i * n..(i + 1) * n];
+                let mut mx = f64::NEG_INFINITY;
+                for (j, pj) in row.iter_mut().enumerate().take(i + 1) {
+                    let kj = &k[j * kd + kv * hd..j * kd + (kv + 1) * hd];
+                    let s = qi.iter().zip(kj).map(|(a, b)| a * b).sum::<f64>() * scale;
+                    *pj = s;
+                    mx = mx.max(s);
+                }
+                let mut z = 0.0;
+                for pj in &mut row[..=i] {
+                    *pj = (*pj - mx).exp();
+                    z += *pj;
+                }
+                let oi = &mut o[i * hd..(i + 1) * hd];
+                for (j, pj) in row[..=i].iter_mut().enumerate() {
+                    *pj /= z;
+                    let vj = &v[j * kd + kv * hd..j * kd + (kv + 1) * hd];
+                    for (ot, vt) in oi.iter_mut().zip(vj) {
+                        *ot += *pj * vt;
+                    }
+                }
+            }
+            (p, o)
+        })
+        .collect();
+    let mut a = vec![0.0; n * qd];
+    let mut p = Vec::with_capacity(nh * n * n);
+    for (hh, (ph, oh)) in heads.into_iter().enumerate() {
+        for t in 0..n {
+            a[t * qd + hh * hd..t * qd + (hh + 1) * hd].copy_from_slice(&oh[t * hd..(t + 1) * hd]);
+        }
+        p.extend_from_slice(&ph);
+    }
+    let o = mm_nt(&a, &w[WO], n, qd, d);
+    let x1: Vec<f64> = x.iter().zip(&o).map(|(u, v)| u + v).collect();
+    let (h2, r2) = rms_fwd(&x1, &w[FFN_NORM], c.norm_eps);
+    let gt = mm_nt(&h2, &w[GATE], n, d, ff);
+    let u = mm_nt(&h2, &w[UP], n, d, ff);
+    let m: Vec<f64> = gt.iter().zip(&u).map(|(g, u)| silu(*g) * u).collect();
+    let y = mm_nt(&m, &w[DOWN], n, ff, d);
+    let x2: Vec<f64> = x1.iter().zip(&y).map(|(u, v)| u + v).collect();
+    let tape = BlockTape {
+        x,
+        r1,
+        h,
+        q,
+        k,
+        v,
+        p,
+        a,
+        x1,
+        r2,
+        h2,
+        gt,
+        u,
+        m,
+    };
+    (tape, x2)
+}
+
+/// One block's backward pass: from `dx` (`∂L/∂` the block's output, `[n, d_model]`) and the
+/// block's tape, adds the gradients of its nine tensors into `g` ([`BLOCK_TENSORS`] order) when
+/// given and returns `∂L/∂` the block's input.
+#[allow(clippy::cast_precision_loss)]
+pub(crate) fn block_bwd(
+    c: &LlamaConfig,
+    w: &[Vec<f64>; 9],
+    t: &BlockTape,
+    dx: Vec<f64>,
+    n: usize,
+    rope: &Rope,
+    mut g: Option<&mut [ParamGrad]>,
+) -> Vec<f64> {
+    let (d, hd, ff) = (c.d_model, c.head_dim, c.d_ff);
+    let (nh, nkv) = (c.n_heads, c.n_kv_heads);
+    let (qd, kd) = (nh * hd, nkv * hd);
+    let group = nh / nkv;
+    let scale = 1.0 / (hd as f64).sqrt();
+    // MLP: x2 = x1 + m·Wdᵀ, m = silu(gt) ⊙ u.
+    let mut dm = vec![0.0; n * ff];
+    mm_nn_into(&mut dm, &dx, &w[DOWN], n, d, ff);
+    if let Some(g) = g.as_deref_mut() {
+        mm_tn_into(&mut g[DOWN].grad, &dx, &t.m, n, d, ff);
+    }
+    let mut dgt = vec![0.0; n * ff];
+    let mut du = vec![0.0; n * ff];
+    for i in 0..n * ff {
+        let z = t.gt[i];
+        let sg = sigmoid(z);
+        du[i] = dm[i] * z * sg;
+        dgt[i] = dm[i] * t.u[i] * sg * (1.0 + z * (1.0 - sg));
+    }
+    let mut dh2 = vec![0.0; n * d];
+    mm_nn_into(&mut dh2, &dgt, &w[GATE], n, ff, d);
+    mm_nn_into(&mut dh2, &du, &w[UP], n, ff, d);
+    if let Some(g) = g.as_deref_mut() {
+        mm_tn_into(&mut g[GATE].grad, &dgt, &t.h2, n, ff, d);
+        mm_tn_into(&mut g[UP].grad, &du, &t.h2, n, ff, d);
+    }
+    let mut dx1 = dx;
+    rms_bwd(
+        &dh2,
+        &t.x1,
+        &t.r2,
+        &w[FFN_NORM],
+        &mut dx1,
+        g.as_deref_mut().map(|g| g[FFN_NORM].grad.as_mut_slice()),
+    );
+    // Attention: x1 = x + a·Woᵀ.
+    let mut da = vec![0.0; n * qd];
+    mm_nn_into(&mut da, &dx1, &w[WO], n, d, qd);
+    if let Some(g) = g.as_deref_mut() {
+        mm_tn_into(&mut g[WO].grad, &dx1, &t.a, n, d, qd);
+    }
+    // Per key/value head: its query heads' dq, and the summed dk, dv.
+    let per_kv: Vec<KvGrads> = (0..nkv)
+        .into_par_iter()
+        .map(|kv| {
+            let mut dk = vec![0.0; n * hd];
+            let mut dv = vec![0.0; n * hd];
+            let mut dqs = Vec::with_capacity(group);
+            for hh in kv * group..(kv + 1) * group {
+                let p = &t.p[hh * n * n..(hh + 1) * n * n];
+                let mut dq = vec![0.0; n * hd];
+                let mut dp = vec![0.0; n];
+                for i in 0..n {
+                    let doi = &da[i * qd + hh * hd..i * qd + (hh + 1) * hd];
+                    let pr = &p[i * n..(i + 1) * n];
+                    let mut dot = 0.0;
+                    for j in 0..=i {
+                        let vj = &t.v[j * kd + kv * hd..j * kd + (kv + 1) * hd];
+                        dp[j] = doi.iter().zip(vj).map(|(a, b)| a * b).sum();
+                        dot += dp[j] * pr[j];
+                        for (dvt, dot_) in dv[j * hd..(j + 1) * hd].iter_mut().zip(doi) {
+                            *dvt += pr[j] * dot_;
+                        }
+                    }
+                    let qi = &t.q[i * qd + hh * hd..i * qd + (hh + 1) * hd];
+                    for j in 0..=i {
+                        let ds = pr[j] * (dp[j] - dot) * scale;
+                        if ds == 0.0 {
+                            continue;
+                        }
+                        let kj = &t.k[j * kd + kv * hd..j * kd + (kv + 1) * hd];
+                        for x in 0..hd {
+                            dq[i * hd + x] += ds * kj[x];
+                            dk[j * hd + x] += ds * qi[x];
+                        }
+                    }
+                }
+                dqs.push((hh, dq));
+            }
+            (dqs, dk, dv)
+        })
+        .collect();
+    let mut dq = vec![0.0; n * qd];
+    let mut dk = vec![0.0; n * kd];
+    let mut dv = vec![0.0; n * kd];
+    for (kv, (dqs, dkh, dvh)) in per_kv.into_iter().enumerate() {
+        for (hh, dqh) in dqs {
+            for r in 0..n {
+                dq[r * qd + hh * hd..r * qd + (hh + 1) * hd]
+                    .copy_from_slice(&dqh[r * hd..(r + 1) * hd]);
+            }
+        }
+        for r in 0..n {
+            dk[r * kd + kv * hd..r * kd + (kv + 1) * hd]
+                .copy_from_slice(&dkh[r * hd..(r + 1) * hd]);
+            dv[r * kd + kv * hd..r * kd + (kv + 1) * hd]
+                .copy_from_slice(&dvh[r * hd..(r + 1) * hd]);
+        }
+    }
+    rope_apply(&mut dq, hd, rope, qd, true);
+    rope_apply(&mut dk, hd, rope, kd, true);
+    let mut dh = vec![0.0; n * d];
+    mm_nn_into(&mut dh, &dq, &w[WQ], n, qd, d);
+    mm_nn_into(&mut dh, &dk, &w[WK], n, kd, d);
+    mm_nn_into(&mut dh, &dv, &w[WV], n, kd, d);
+    if let Some(g) = g.as_deref_mut() {
+        mm_tn_into(&mut g[WQ].grad, &dq, &t.h, n, qd, d);
+        mm_tn_into(&mut g[WK].grad, &dk, &t.h, n, kd, d);
+        mm_tn_into(&mut g[WV].grad, &dv, &t.h, n, kd, d);
+    }
+    let mut dxin = dx1;
+    rms_bwd(
+        &dh,
+        &t.x,
+        &t.r1,
+        &w[ATTN_NORM],
+        &mut dxin,
+        g.map(|g| g[ATTN_NORM].grad.as_mut_slice()),
+    );
+    dxin
 }
 
 impl<'a> GradModel<'a> {
@@ -442,89 +672,13 @@ impl<'a> GradModel<'a> {
         self.model.check_tokens(tokens)?;
         let c = self.model.config();
         let n = tokens.len();
-        let (d, hd, ff) = (c.d_model, c.head_dim, c.d_ff);
-        let (nh, nkv) = (c.n_heads, c.n_kv_heads);
-        let (qd, kd) = (nh * hd, nkv * hd);
-        let group = nh / nkv;
-        let scale = 1.0 / (hd as f64).sqrt();
-        let rope = rope_table(n, hd, c.rope_theta);
+        let rope = rope_table(n, c.head_dim, c.rope_theta);
         let mut x = self.input(tokens)?;
         let mut tapes = Vec::with_capacity(self.blocks.len());
         for b in &self.blocks {
-            let w = &b.w;
-            let (h, r1) = rms_fwd(&x, &w[ATTN_NORM], c.norm_eps);
-            let mut q = mm_nt(&h, &w[WQ], n, d, qd);
-            let mut k = mm_nt(&h, &w[WK], n, d, kd);
-            let v = mm_nt(&h, &w[WV], n, d, kd);
-            rope_apply(&mut q, hd, &rope, qd, false);
-            rope_apply(&mut k, hd, &rope, kd, false);
-            // Per query head: causal softmax of scaled scores, then the weighted values.
-            let heads: Vec<(Vec<f64>, Vec<f64>)> = (0..nh)
-                .into_par_iter()
-                .map(|hh| {
-                    let kv = hh / group;
-                    let mut p = vec![0.0; n * n];
-                    let mut o = vec![0.0; n * hd];
-                    for i in 0..n {
-                        let qi = &q[i * qd + hh * hd..i * qd + (hh + 1) * hd];
-                        let row = &mut p[i * n..(i + 1) * n];
-                        let mut mx = f64::NEG_INFINITY;
-                        for (j, pj) in row.iter_mut().enumerate().take(i + 1) {
-                            let kj = &k[j * kd + kv * hd..j * kd + (kv + 1) * hd];
-                            let s = qi.iter().zip(kj).map(|(a, b)| a * b).sum::<f64>() * scale;
-                            *pj = s;
-                            mx = mx.max(s);
-                        }
-                        let mut z = 0.0;
-                        for pj in &mut row[..=i] {
-                            *pj = (*pj - mx).exp();
-                            z += *pj;
-                        }
-                        let oi = &mut o[i * hd..(i + 1) * hd];
-                        for (j, pj) in row[..=i].iter_mut().enumerate() {
-                            *pj /= z;
-                            let vj = &v[j * kd + kv * hd..j * kd + (kv + 1) * hd];
-                            for (ot, vt) in oi.iter_mut().zip(vj) {
-                                *ot += *pj * vt;
-                            }
-                        }
-                    }
-                    (p, o)
-                })
-                .collect();
-            let mut a = vec![0.0; n * qd];
-            let mut p = Vec::with_capacity(nh * n * n);
-            for (hh, (ph, oh)) in heads.into_iter().enumerate() {
-                for t in 0..n {
-                    a[t * qd + hh * hd..t * qd + (hh + 1) * hd]
-                        .copy_from_slice(&oh[t * hd..(t + 1) * hd]);
-                }
-                p.extend_from_slice(&ph);
-            }
-            let o = mm_nt(&a, &w[WO], n, qd, d);
-            let x1: Vec<f64> = x.iter().zip(&o).map(|(u, v)| u + v).collect();
-            let (h2, r2) = rms_fwd(&x1, &w[FFN_NORM], c.norm_eps);
-            let gt = mm_nt(&h2, &w[GATE], n, d, ff);
-            let u = mm_nt(&h2, &w[UP], n, d, ff);
-            let m: Vec<f64> = gt.iter().zip(&u).map(|(g, u)| silu(*g) * u).collect();
-            let y = mm_nt(&m, &w[DOWN], n, ff, d);
-            let x2: Vec<f64> = x1.iter().zip(&y).map(|(u, v)| u + v).collect();
-            tapes.push(BlockTape {
-                x: std::mem::replace(&mut x, x2),
-                r1,
-                h,
-                q,
-                k,
-                v,
-                p,
-                a,
-                x1,
-                r2,
-                h2,
-                gt,
-                u,
-                m,
-            });
+            let (t, x2) = block_fwd(c, &b.w, x, n, &rope);
+            tapes.push(t);
+            x = x2;
         }
         let (hf, rf) = rms_fwd(&x, &self.out_norm, c.norm_eps);
         Ok(Tape {
@@ -590,11 +744,7 @@ impl<'a> GradModel<'a> {
     ) {
         let c = self.model.config();
         let n = tape.n;
-        let (d, hd, ff, vocab) = (c.d_model, c.head_dim, c.d_ff, c.vocab_size);
-        let (nh, nkv) = (c.n_heads, c.n_kv_heads);
-        let (qd, kd) = (nh * hd, nkv * hd);
-        let group = nh / nkv;
-        let scale = 1.0 / (hd as f64).sqrt();
+        let (d, vocab) = (c.d_model, c.vocab_size);
         let s = rows.len();
         let n_block_grads = 9 * self.blocks.iter().filter(|b| b.tracked).count();
         let (block_grads, rest) = grads.split_at_mut(n_block_grads);
@@ -641,126 +791,11 @@ impl<'a> GradModel<'a> {
             dnorm.map(|g| g.grad.as_mut_slice()),
         );
 
-        let rope = rope_table(n, hd, c.rope_theta);
+        let rope = rope_table(n, c.head_dim, c.rope_theta);
         let mut bg = block_grads.chunks_exact_mut(9).rev();
         for (b, t) in self.blocks.iter().zip(&tape.blocks).rev() {
-            let w = &b.w;
-            let mut g = if b.tracked { bg.next() } else { None };
-            // MLP: x2 = x1 + m·Wdᵀ, m = silu(gt) ⊙ u.
-            let mut dm = vec![0.0; n * ff];
-            mm_nn_into(&mut dm, &dx, &w[DOWN], n, d, ff);
-            if let Some(g) = g.as_deref_mut() {
-                mm_tn_into(&mut g[DOWN].grad, &dx, &t.m, n, d, ff);
-            }
-            let mut dgt = vec![0.0; n * ff];
-            let mut du = vec![0.0; n * ff];
-            for i in 0..n * ff {
-                let z = t.gt[i];
-                let sg = sigmoid(z);
-                du[i] = dm[i] * z * sg;
-                dgt[i] = dm[i] * t.u[i] * sg * (1.0 + z * (1.0 - sg));
-            }
-            let mut dh2 = vec![0.0; n * d];
-            mm_nn_into(&mut dh2, &dgt, &w[GATE], n, ff, d);
-            mm_nn_into(&mut dh2, &du, &w[UP], n, ff, d);
-            if let Some(g) = g.as_deref_mut() {
-                mm_tn_into(&mut g[GATE].grad, &dgt, &t.h2, n, ff, d);
-                mm_tn_into(&mut g[UP].grad, &du, &t.h2, n, ff, d);
-            }
-            let mut dx1 = dx;
-            rms_bwd(
-                &dh2,
-                &t.x1,
-                &t.r2,
-                &w[FFN_NORM],
-                &mut dx1,
-                g.as_deref_mut().map(|g| g[FFN_NORM].grad.as_mut_slice()),
-            );
-            // Attention: x1 = x + a·Woᵀ.
-            let mut da = vec![0.0; n * qd];
-            mm_nn_into(&mut da, &dx1, &w[WO], n, d, qd);
-            if let Some(g) = g.as_deref_mut() {
-                mm_tn_into(&mut g[WO].grad, &dx1, &t.a, n, d, qd);
-            }
-            // Per key/value head: its query heads' dq, and the summed dk, dv.
-            let per_kv: Vec<KvGrads> = (0..nkv)
-                .into_par_iter()
-                .map(|kv| {
-                    let mut dk = vec![0.0; n * hd];
-                    let mut dv = vec![0.0; n * hd];
-                    let mut dqs = Vec::with_capacity(group);
-                    for hh in kv * group..(kv + 1) * group {
-                        let p = &t.p[hh * n * n..(hh + 1) * n * n];
-                        let mut dq = vec![0.0; n * hd];
-                        let mut dp = vec![0.0; n];
-                        for i in 0..n {
-                            let doi = &da[i * qd + hh * hd..i * qd + (hh + 1) * hd];
-                            let pr = &p[i * n..(i + 1) * n];
-                            let mut dot = 0.0;
-                            for j in 0..=i {
-                                let vj = &t.v[j * kd + kv * hd..j * kd + (kv + 1) * hd];
-                                dp[j] = doi.iter().zip(vj).map(|(a, b)| a * b).sum();
-                                dot += dp[j] * pr[j];
-                                for (dvt, dot_) in dv[j * hd..(j + 1) * hd].iter_mut().zip(doi) {
-                                    *dvt += pr[j] * dot_;
-                                }
-                            }
-                            let qi = &t.q[i * qd + hh * hd..i * qd + (hh + 1) * hd];
-                            for j in 0..=i {
-                                let ds = pr[j] * (dp[j] - dot) * scale;
-                                if ds == 0.0 {
-                                    continue;
-                                }
-                                let kj = &t.k[j * kd + kv * hd..j * kd + (kv + 1) * hd];
-                                for x in 0..hd {
-                                    dq[i * hd + x] += ds * kj[x];
-                                    dk[j * hd + x] += ds * qi[x];
-                                }
-                            }
-                        }
-                        dqs.push((hh, dq));
-                    }
-                    (dqs, dk, dv)
-                })
-                .collect();
-            let mut dq = vec![0.0; n * qd];
-            let mut dk = vec![0.0; n * kd];
-            let mut dv = vec![0.0; n * kd];
-            for (kv, (dqs, dkh, dvh)) in per_kv.into_iter().enumerate() {
-                for (hh, dqh) in dqs {
-                    for r in 0..n {
-                        dq[r * qd + hh * hd..r * qd + (hh + 1) * hd]
-                            .copy_from_slice(&dqh[r * hd..(r + 1) * hd]);
-                    }
-                }
-                for r in 0..n {
-                    dk[r * kd + kv * hd..r * kd + (kv + 1) * hd]
-                        .copy_from_slice(&dkh[r * hd..(r + 1) * hd]);
-                    dv[r * kd + kv * hd..r * kd + (kv + 1) * hd]
-                        .copy_from_slice(&dvh[r * hd..(r + 1) * hd]);
-                }
-            }
-            rope_apply(&mut dq, hd, &rope, qd, true);
-            rope_apply(&mut dk, hd, &rope, kd, true);
-            let mut dh = vec![0.0; n * d];
-            mm_nn_into(&mut dh, &dq, &w[WQ], n, qd, d);
-            mm_nn_into(&mut dh, &dk, &w[WK], n, kd, d);
-            mm_nn_into(&mut dh, &dv, &w[WV], n, kd, d);
-            if let Some(g) = g.as_deref_mut() {
-                mm_tn_into(&mut g[WQ].grad, &dq, &t.h, n, qd, d);
-                mm_tn_into(&mut g[WK].grad, &dk, &t.h, n, kd, d);
-                mm_tn_into(&mut g[WV].grad, &dv, &t.h, n, kd, d);
-            }
-            let mut dxin = dx1;
-            rms_bwd(
-                &dh,
-                &t.x,
-                &t.r1,
-                &w[ATTN_NORM],
-                &mut dxin,
-                g.map(|g| g[ATTN_NORM].grad.as_mut_slice()),
-            );
-            dx = dxin;
+            let g = if b.tracked { bg.next() } else { None };
+            dx = block_bwd(c, &b.w, t, dx, n, &rope, g);
         }
         // Input embedding: x_0[t] = E[tokens[t]].
         if let Some(g) = demb {
@@ -979,7 +1014,7 @@ fn silu(z: f64) -> f64 {
 }
 
 /// `(−log softmax(row)[y], softmax(row) − e_y)` in f64.
-fn nll_grad(row: &[f64], y: usize) -> (f64, Vec<f64>) {
+pub(crate) fn nll_grad(row: &[f64], y: usize) -> (f64, Vec<f64>) {
     let mx = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     let mut p: Vec<f64> = row.iter().map(|v| (v - mx).exp()).collect();
     let z: f64 = p.iter().sum();

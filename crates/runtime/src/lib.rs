@@ -46,6 +46,7 @@ mod matvec;
 mod params;
 mod stats;
 mod stream;
+mod stream_grad;
 mod tokenizer;
 
 pub use backward::{loss_gradient, GradModel, GradSpec, LossGradient, ParamGrad, BLOCK_TENSORS};
@@ -58,4 +59,7 @@ pub use hooks::{Capture, Captures, Hooks, LayerCapture, Overrides, ResidualPatch
 pub use llama::{KvCache, LlamaConfig, LlamaModel, LlamaOutput};
 pub use matvec::matvec;
 pub use stream::{block_forward, final_norm, BlockInputs, BlockWeights};
+pub use stream_grad::{
+    block_backward, fisher_diag_streaming, BlockGrads, FisherTensor, StreamFisher,
+};
 pub use tokenizer::TextTokenizer;

@@ -48,7 +48,7 @@ pub struct BlockInputs {
     pub down_in: Vec<f32>,
 }
 
-fn check_len(what: &str, shape: &[usize], actual: usize) -> Result<()> {
+pub(crate) fn check_len(what: &str, shape: &[usize], actual: usize) -> Result<()> {
     let expected: usize = shape.iter().product();
     if expected == actual {
         Ok(())

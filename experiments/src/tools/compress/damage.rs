@@ -16,13 +16,15 @@
 //! `F` comes from exact gradients ([`claimlab_runtime::GradModel`]) of the mean next-token loss of
 //! short windows of the calibration tokens: `F = (1/K) Σ_w n_w · g_w ⊙ g_w` for `K` windows of
 //! `n_w` scored positions (`n_w · g_w²` estimates the per-token Fisher when the positions'
-//! gradients are uncorrelated).
+//! gradients are uncorrelated). `compress` computes it with [`fisher_diag_streaming`] (one block
+//! at a time from the memory map, no whole-model gradient); [`fisher_diag`] is the whole-model
+//! reference it equals.
 
 use std::collections::HashMap;
 
 use anyhow::{bail, Context as _, Result};
-use claimlab_runtime::{GradModel, GradSpec, LlamaModel};
-use claimlab_weights::{dequantize, quantize, DType};
+use claimlab_runtime::{FisherTensor, GradModel, GradSpec, LlamaConfig, LlamaModel, StreamFisher};
+use claimlab_weights::{dequantize, quantize, DType, Model};
 use faer::MatRef;
 
 use super::gptq::hessian_error;
@@ -217,6 +219,46 @@ pub fn fisher_diag(
     Ok(acc)
 }
 
+/// The empirical Fisher diagonal of every tensor of the llama decoder in `model` over `tokens`
+/// in windows of `window` tokens, streamed block by block from the file
+/// ([`claimlab_runtime::fisher_diag_streaming`]): the same numbers as [`fisher_diag`] (the same
+/// f64 arithmetic and f32 accumulation), handed to `sink` as they are finished (a block's tensors
+/// together, blocks from the last; `output_norm.weight`; `token_embd.weight` last).
+/// `progress(done, total)` is called after each of the `2·n_layers + 2` steps.
+///
+/// # Errors
+/// A model that is not a llama GGUF decoder, file errors, bad tokens, `window < 2`, no window to
+/// score.
+///
+/// # Complexity
+/// About 1.3 times [`fisher_diag`]'s flops; memory: the output head in f64 twice (weights and
+/// one window's gradient), its f32 accumulator, one block in f64, and every block's input for
+/// all tokens in f64 (`8·n_layers·T·d_model` bytes), instead of the whole model in f64 twice.
+pub fn fisher_diag_streaming(
+    model: &Model,
+    tokens: &[u32],
+    window: usize,
+    sink: impl FnMut(Vec<FisherTensor>),
+    progress: impl FnMut(usize, usize),
+) -> Result<StreamFisher> {
+    if window < 2 {
+        bail!("Fisher windows need at least 2 tokens, got {window}");
+    }
+    let mut cfg = LlamaConfig::from_model_config(model.config())?;
+    // As `LlamaModel::load`: without `output.weight` the head is the token embedding.
+    if model.tensor_info("output.weight").is_err() {
+        cfg.tied_embeddings = true;
+    }
+    Ok(claimlab_runtime::fisher_diag_streaming(
+        &cfg,
+        tokens,
+        window,
+        |name| Ok(model.tensor_f32(name)?),
+        sink,
+        progress,
+    )?)
+}
+
 #[cfg(test)]
 #[allow(
     clippy::cast_precision_loss,
@@ -303,6 +345,68 @@ mod tests {
             }
         }
         assert!(fisher_diag(&rt, &names, &tokens, 1, || {}).is_err());
+    }
+
+    /// The streamed diagonal is `fisher_diag`'s, element for element (same arithmetic, same f32
+    /// accumulation), for every tensor it covers.
+    #[test]
+    fn streamed_fisher_equals_fisher_diag() {
+        use claimlab_runtime::LlamaConfig;
+        use rand::{RngExt as _, SeedableRng as _};
+        let c = LlamaConfig {
+            n_layers: 2,
+            d_model: 8,
+            n_heads: 2,
+            n_kv_heads: 1,
+            head_dim: 4,
+            d_ff: 12,
+            vocab_size: 20,
+            norm_eps: 1e-5,
+            rope_theta: 1e4,
+            max_positions: None,
+            tied_embeddings: true,
+        };
+        let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(6);
+        let mut tensors: HashMap<String, Vec<f32>> = HashMap::new();
+        let rt = LlamaModel::from_tensors(c.clone(), |name| {
+            let n = match name {
+                "token_embd.weight" => 20 * 8,
+                s if s.ends_with("norm.weight") => 8,
+                s if s.ends_with("attn_q.weight") || s.ends_with("attn_output.weight") => 64,
+                s if s.ends_with("attn_k.weight") || s.ends_with("attn_v.weight") => 32,
+                _ => 96,
+            };
+            let v: Vec<f32> = (0..n).map(|_| rng.random::<f32>() - 0.5).collect();
+            tensors.insert(name.to_string(), v.clone());
+            Ok(v)
+        })
+        .unwrap();
+        let tokens: Vec<u32> = (0..23).map(|i| (i * 7 + 3) % 20).collect();
+        let names: Vec<String> = tensors.keys().cloned().collect();
+        let want = fisher_diag(&rt, &names, &tokens, 6, || {}).unwrap();
+        let mut got: HashMap<String, Vec<f32>> = HashMap::new();
+        let s = claimlab_runtime::fisher_diag_streaming(
+            &c,
+            &tokens,
+            6,
+            |name| Ok(tensors[name].clone()),
+            |batch| {
+                for f in batch {
+                    got.insert(f.name, f.diag);
+                }
+            },
+            |_, _| {},
+        )
+        .unwrap();
+        assert_eq!(s.windows, 4);
+        assert_eq!(got.len(), want.len());
+        for (name, w) in &want {
+            let g = &got[name];
+            assert_eq!(g.len(), w.len());
+            for (a, b) in g.iter().zip(w) {
+                assert_eq!(a.to_bits(), b.to_bits(), "{name}: {a} {b}");
+            }
+        }
     }
 
     /// `tensor_menu` (which calls `tensor_menu_damage` with diag weights, ones without any)

@@ -408,7 +408,8 @@ fn calibration(
 }
 
 /// The empirical Fisher diagonal of the tensors `names` on the calibration tokens `cids`, when
-/// `--damage fisher` asks for it.
+/// `--damage fisher` asks for it (streamed block by block from the file; only the diagonals of
+/// `names` are kept, 4 bytes per element).
 fn fisher_of(
     model: &Model,
     names: &[String],
@@ -419,15 +420,108 @@ fn fisher_of(
     if args.damage != damage::Damage::Fisher {
         return Ok(None);
     }
-    let grt = LlamaModel::load(model)?;
     let pb = bar(
-        cids.len().div_ceil(FISHER_WINDOW) as u64,
+        2 * model.config().n_layers as u64 + 2,
         "Fisher gradients",
         quiet,
     );
-    let f = damage::fisher_diag(&grt, names, cids, FISHER_WINDOW, || pb.inc(1))?;
+    let mut keep: HashMap<String, Vec<f32>> = HashMap::new();
+    damage::fisher_diag_streaming(
+        model,
+        cids,
+        FISHER_WINDOW,
+        |batch| {
+            for f in batch {
+                if names.contains(&f.name) {
+                    keep.insert(f.name, f.diag);
+                }
+            }
+        },
+        |_, _| pb.inc(1),
+    )?;
     pb.finish_and_clear();
-    Ok(Some(f))
+    for n in names {
+        if !keep.contains_key(n) {
+            bail!("no Fisher diagonal for {n}");
+        }
+    }
+    Ok(Some(keep))
+}
+
+/// Fisher diagonals by tensor name.
+type FisherDiags = HashMap<String, Vec<f32>>;
+
+/// The seeded sample of menus (indices into the targets' order) the damage proxy is validated on
+/// (step 7 of [`run`]).
+fn validation_sample(n_menus: usize, seed: u64, n_validate: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..n_menus).collect();
+    order.shuffle(&mut Xoshiro256PlusPlus::seed_from_u64(seed));
+    order.truncate(n_validate.min(n_menus));
+    order
+}
+
+/// The menus of `targets` (in their order) under the Fisher damage, each built as soon as its
+/// tensor's Fisher diagonal is streamed out ([`damage::fisher_diag_streaming`]) and the diagonal
+/// then dropped, except for the targets named in `keep` (returned for the validation step).
+/// Peak memory: one block's gradient pass and menus, not the whole model's diagonal.
+fn fisher_menus(
+    model: &Model,
+    targets: &[TensorInfo],
+    cids: &[u32],
+    keep: &[String],
+    quiet: bool,
+) -> Result<(Vec<TensorMenu>, FisherDiags)> {
+    let index: HashMap<&str, &TensorInfo> = targets.iter().map(|t| (t.name.as_str(), t)).collect();
+    let pb = bar(
+        2 * model.config().n_layers as u64 + 2,
+        "Fisher gradients and menus",
+        quiet,
+    );
+    let mut built: HashMap<String, Result<TensorMenu>> = HashMap::new();
+    let mut kept = FisherDiags::new();
+    damage::fisher_diag_streaming(
+        model,
+        cids,
+        FISHER_WINDOW,
+        |batch| {
+            let menus: Vec<(String, Result<TensorMenu>)> = batch
+                .par_iter()
+                .filter_map(|f| index.get(f.name.as_str()).map(|t| (f, *t)))
+                .map(|(f, t)| {
+                    let m = model
+                        .tensor_f32(&t.name)
+                        .map_err(anyhow::Error::from)
+                        .and_then(|w| {
+                            damage::tensor_menu_damage(
+                                &t.name,
+                                t.dtype,
+                                *t.shape.last().unwrap_or(&1),
+                                &w,
+                                damage::Weights::Fisher(&f.diag),
+                            )
+                        });
+                    (t.name.clone(), m)
+                })
+                .collect();
+            built.extend(menus);
+            for f in batch {
+                if keep.contains(&f.name) {
+                    kept.insert(f.name, f.diag);
+                }
+            }
+        },
+        |_, _| pb.inc(1),
+    )?;
+    pb.finish_and_clear();
+    let menus = targets
+        .iter()
+        .map(|t| {
+            built
+                .remove(&t.name)
+                .with_context(|| format!("no Fisher diagonal for {}", t.name))?
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok((menus, kept))
 }
 
 /// The calibration weights of target `t`'s damage: its site's Gram diagonal, and the full Gram
@@ -752,18 +846,29 @@ pub fn run(args: Args, json_out: bool) -> Result<String> {
     if args.extended_menu && args.damage != damage::Damage::Diag {
         bail!("--extended-menu compares against the diag damage only; drop --damage or --extended-menu");
     }
-    let names: Vec<String> = targets.iter().map(|t| t.name.clone()).collect();
-    let fisher = fisher_of(&model, &names, &cids, &args, quiet)?;
-    let pb = bar(targets.len() as u64, "menus", quiet);
-    let menus: Vec<TensorMenu> = targets
-        .par_iter()
-        .map(|t| {
-            let m = menu_of(&model, t, &cal, fisher.as_ref(), &args);
-            pb.inc(1);
-            m
-        })
-        .collect::<Result<_>>()?;
-    pb.finish_and_clear();
+    // With the Fisher damage the diagonals stream out block by block; each tensor's menu is
+    // built as its diagonal arrives, and only the validation sample's diagonals are kept.
+    let (menus, fisher): (Vec<TensorMenu>, Option<FisherDiags>) =
+        if args.damage == damage::Damage::Fisher {
+            let keep: Vec<String> = validation_sample(targets.len(), args.seed, n_validate)
+                .into_iter()
+                .map(|i| targets[i].name.clone())
+                .collect();
+            let (m, f) = fisher_menus(&model, &targets, &cids, &keep, quiet)?;
+            (m, Some(f))
+        } else {
+            let pb = bar(targets.len() as u64, "menus", quiet);
+            let m = targets
+                .par_iter()
+                .map(|t| {
+                    let m = menu_of(&model, t, &cal, None, &args);
+                    pb.inc(1);
+                    m
+                })
+                .collect::<Result<_>>()?;
+            pb.finish_and_clear();
+            (m, None)
+        };
     let max_bytes: u64 = fixed_bytes
         + menus
             .iter()
