@@ -113,6 +113,9 @@ pub const VALIDATE_TOKENS: usize = 512;
 /// the option's errors).
 pub const PROBE_GAIN: f32 = 4.0;
 
+/// The memory note of `claimlab compress --help` (see the module doc).
+pub const MEMORY_HELP: &str = "Memory: no step loads the whole model as f32. Tensors are read from the input's memory map one at a time (menus, quantisation) or one block at a time (calibration, sequential GPTQ, and every perplexity: before, after, the rounding model beside GPTQ, the extended menu, the validation probes). Peak memory is about a few copies of the largest tensor (the tied embedding) plus the calibration and evaluation activations plus one block's weights and Gram matrices plus the output's bytes until they are written; --damage full and --gptq-clean keep every calibration Gram matrix (about 13 MB per SmolLM2 block), and the default --damage fisher adds its gradient pass. Measured on SmolLM2-135M from an F32 GGUF (1024 calibration and 512 evaluation tokens, --validate 4, --damage diag): peak RSS 1.05 GiB with rtn and 1.33 GiB with gptq (before layer streaming: 2.42 and 3.07 GiB), of which about 0.6 GiB are pages of the mapped input and output files, which the kernel can drop under memory pressure.";
+
 /// How the chosen block types are filled.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Method {
@@ -125,7 +128,11 @@ pub enum Method {
 
 /// Arguments of `claimlab compress`.
 #[derive(clap::Args, Debug)]
-#[command(subcommand_negates_reqs = true, args_conflicts_with_subcommands = true)]
+#[command(
+    subcommand_negates_reqs = true,
+    args_conflicts_with_subcommands = true,
+    after_long_help = MEMORY_HELP
+)]
 pub struct Args {
     /// A step of a sharded run (`plan`, `merge`) or of the entropy-coded mode (`encode`,
     /// `decode`) instead of a compression.
@@ -805,6 +812,12 @@ pub fn run(args: Args, json_out: bool) -> Result<String> {
         })
         .collect::<Result<_>>()?;
     pb.finish_and_clear();
+    // After the menus the Fisher diagonal is read only for the validation sample's proxies.
+    let fisher: Option<HashMap<String, Vec<f32>>> = fisher.map(|mut f| {
+        f.retain(|name, _| order.iter().any(|&i| targets[i].name == *name));
+        f.shrink_to_fit();
+        f
+    });
     let max_bytes: u64 = fixed_bytes
         + menus
             .iter()
