@@ -249,3 +249,36 @@ fn smollm2_streamed_equals_loaded() {
         Err(Error::BadOverride { ref tensor, .. }) if tensor == "blk.99.attn_q.weight"
     ));
 }
+
+/// Time of the streamed perplexity against loading the model and scoring it, interleaved
+/// (prints the ratio; a timing, not a check). Run by hand:
+/// `cargo test --release -p claimlab-runtime --test stream_eval -- --ignored --nocapture`
+#[test]
+#[ignore = "a timing on real SmolLM2; run by hand"]
+fn smollm2_streamed_timing() {
+    let path = Cache::new(None)
+        .expect("cache")
+        .model(Pinned::SmolLm2)
+        .expect("fetch SmolLM2");
+    let file = Model::open(&path).expect("open SmolLM2");
+    let ids = tokens(512, 40000);
+    let pc = PerplexityConfig::default();
+    let (mut loaded, mut streamed) = (0.0, 0.0);
+    for _ in 0..2 {
+        let t = std::time::Instant::now();
+        let m = LlamaModel::load(&file).expect("load");
+        let a = perplexity(&m, &ids, &pc, &Overrides::default()).unwrap();
+        drop(m);
+        loaded += t.elapsed().as_secs_f64();
+        let t = std::time::Instant::now();
+        let b = perplexity_streamed_file(&file, &ids, &pc, &Overrides::default()).unwrap();
+        streamed += t.elapsed().as_secs_f64();
+        assert_same(&b, &a, 1e-5);
+    }
+    println!(
+        "load + perplexity {:.2} s, streamed {:.2} s (two rounds each, interleaved): ratio {:.3}",
+        loaded,
+        streamed,
+        streamed / loaded
+    );
+}
