@@ -859,6 +859,7 @@ pub fn run(args: Args, json_out: bool) -> Result<String> {
     // not kept (the rounding model is re-quantised one tensor at a time when it is scored).
     type Chosen = (String, DType, Vec<u8>, Option<gptq::GptqReport>);
     let seq = std::sync::Mutex::new(seq);
+    let no_seq = HashMap::new();
     let chosen: Vec<Chosen> = menus
         .par_iter()
         .zip(&choice)
@@ -875,9 +876,14 @@ pub fn run(args: Args, json_out: bool) -> Result<String> {
                     return Ok((m.name.clone(), dt, b, Some(r)));
                 }
             }
-            let gi = GptqInputs::Clean(&cal);
-            let gi = (args.gptq_clean && uses_gptq(&args, dt, t)).then_some(gi);
-            let (q, g) = quantise_one(&model, m, dt, t, gi, &args)?;
+            // Not moved from the sequential results: rounded (as a tensor they lack always
+            // was), or GPTQ on the clean model's statistics with --gptq-clean.
+            let gi = if args.gptq_clean {
+                GptqInputs::Clean(&cal)
+            } else {
+                GptqInputs::Sequential(&no_seq)
+            };
+            let (q, g) = quantise_one(&model, m, dt, t, Some(gi), &args)?;
             pb.inc(1);
             Ok(match g {
                 Some((b, r)) => (m.name.clone(), dt, b, Some(r)),
