@@ -13,6 +13,8 @@
 //!   with central finite differences, with its standard error).
 //! * [`GradModel`] and [`loss_gradient`] — exact reverse-mode gradient of the decoder's mean
 //!   next-token NLL with respect to chosen blocks, the final norm and the embedding (f64).
+//! * [`perplexity_streamed`] — [`perplexity`] one block at a time, weights fetched per block
+//!   (from a file's memory map: [`perplexity_streamed_file`]), memory near one block.
 //! * [`block_forward`] — one decoder block on an activation matrix with caller-supplied weights
 //!   (layer-streaming calibration and sequential quantisation).
 //! * [`Hooks`] — per-layer captures (attention probabilities, MLP pre/post activations, residual
@@ -46,6 +48,7 @@ mod matvec;
 mod params;
 mod stats;
 mod stream;
+mod stream_eval;
 mod stream_grad;
 mod tokenizer;
 
@@ -59,6 +62,7 @@ pub use hooks::{Capture, Captures, Hooks, LayerCapture, Overrides, ResidualPatch
 pub use llama::{KvCache, LlamaConfig, LlamaModel, LlamaOutput};
 pub use matvec::matvec;
 pub use stream::{block_forward, final_norm, BlockInputs, BlockWeights};
+pub use stream_eval::{file_config, perplexity_streamed, perplexity_streamed_file, HEAD_ROWS};
 pub use stream_grad::{
     block_backward, fisher_diag_streaming, BlockGrads, FisherTensor, StreamFisher,
 };

@@ -55,27 +55,69 @@ pub fn site_of(role: Role, layer: Option<usize>) -> Option<Site> {
     }
 }
 
-/// Gram matrices of the inputs, summed over all calibration tokens.
+/// Gram matrices of the inputs, summed over all calibration tokens: the diagonal of every
+/// site's, the full matrix of the sites a run asked to keep ([`Calib::keeping`]).
 #[derive(Debug)]
 pub struct Calib {
     /// Number of calibration tokens.
     pub n_tokens: usize,
-    /// `XᵀX` per site (f32 storage; each window's product is added in f32).
+    /// `XᵀX` of the kept sites (f32 storage; each window's product is added in f32).
     pub gram: HashMap<Site, Mat<f32>>,
+    /// The diagonal of `XᵀX` of every site (the same f32 values as the full matrix's).
+    pub gram_diag: HashMap<Site, Vec<f32>>,
     /// Largest relative difference of the rebuilt residual stream (see the module doc).
     pub rebuild_error: f64,
 }
 
+/// Which sites' full Gram matrices a calibration keeps (the diagonals are always kept).
+pub type Keep<'a> = &'a (dyn Fn(Site) -> bool + Sync);
+
+/// Keeps every site's full Gram matrix.
+pub const KEEP_ALL: Keep<'static> = &|_| true;
+
 impl Calib {
+    /// A calibration from full Gram matrices: every diagonal, and the full matrices of the sites
+    /// `keep` selects (the others are dropped).
+    #[must_use]
+    pub fn keeping(
+        n_tokens: usize,
+        gram: HashMap<Site, Mat<f32>>,
+        keep: Keep<'_>,
+        rebuild_error: f64,
+    ) -> Calib {
+        let mut c = Calib {
+            n_tokens,
+            gram: HashMap::new(),
+            gram_diag: HashMap::new(),
+            rebuild_error,
+        };
+        c.absorb(gram, keep);
+        c
+    }
+
+    /// Adds finished Gram matrices (their diagonals, and the full matrices `keep` selects).
+    pub fn absorb(&mut self, gram: HashMap<Site, Mat<f32>>, keep: Keep<'_>) {
+        for (s, g) in gram {
+            self.gram_diag
+                .insert(s, (0..g.nrows()).map(|j| g[(j, j)]).collect());
+            if keep(s) {
+                self.gram.insert(s, g);
+            }
+        }
+    }
+
     /// `XᵀX / n` of a site as f64.
     ///
     /// # Errors
-    /// When the site has no statistics.
+    /// When the site has no statistics or only its diagonal was kept.
     pub fn hessian(&self, site: Site) -> Result<Mat<f64>> {
-        let g = self
-            .gram
-            .get(&site)
-            .with_context(|| format!("no calibration statistics for {site:?}"))?;
+        let g = self.gram.get(&site).with_context(|| {
+            if self.gram_diag.contains_key(&site) {
+                format!("the full calibration Gram of {site:?} was not kept (only its diagonal)")
+            } else {
+                format!("no calibration statistics for {site:?}")
+            }
+        })?;
         #[allow(clippy::cast_precision_loss)]
         let inv = 1.0 / self.n_tokens as f64;
         Ok(Mat::from_fn(g.nrows(), g.ncols(), |i, j| {
@@ -89,12 +131,12 @@ impl Calib {
     /// When the site has no statistics.
     pub fn diag(&self, site: Site) -> Result<Vec<f64>> {
         let g = self
-            .gram
+            .gram_diag
             .get(&site)
             .with_context(|| format!("no calibration statistics for {site:?}"))?;
         #[allow(clippy::cast_precision_loss)]
         let inv = 1.0 / self.n_tokens as f64;
-        Ok((0..g.nrows()).map(|j| f64::from(g[(j, j)]) * inv).collect())
+        Ok(g.iter().map(|&v| f64::from(v) * inv).collect())
     }
 }
 
@@ -256,11 +298,7 @@ pub fn calibrate(
             "calibration: rebuilt residual stream differs from the captured one by {worst:.3e} (relative); the rebuild does not match this model"
         );
     }
-    Ok(Calib {
-        n_tokens: tokens.len(),
-        gram,
-        rebuild_error: worst,
-    })
+    Ok(Calib::keeping(tokens.len(), gram, KEEP_ALL, worst))
 }
 
 /// Spearman rank correlation (average ranks for ties); `None` for fewer than 3 pairs or a

@@ -396,21 +396,40 @@ pub fn overrides(
     menus
         .par_iter()
         .zip(picks)
-        .map(|(m, &(c, ext))| {
-            let w = model.tensor_f32(&m.name)?;
-            let back = if let Some(o) = ext {
-                let t = targets
-                    .iter()
-                    .find(|t| t.name == m.name)
-                    .with_context(|| format!("no tensor {}", m.name))?;
-                rebuild(o.recipe, &w, m.n_elems / m.row, m.row, &cal.diag(site(t)?)?)?
-            } else {
-                let dt = m.options[c].dtype;
-                dequantize(dt, &quantize(dt, &w)?, w.len())?
-            };
-            Ok((m.name.clone(), back))
+        .map(|(m, &pick)| {
+            Ok((
+                m.name.clone(),
+                rebuilt_tensor(model, m, pick, targets, cal)?,
+            ))
         })
         .collect()
+}
+
+/// One matrix of the extended allocation (menu `m`, its pick): rebuilt from its extended option
+/// when one was chosen, else rounded to the chosen block type (one entry of [`overrides`], for
+/// a caller that streams the model one tensor at a time).
+///
+/// # Errors
+/// Reading the tensor, calibration statistics, quantisers.
+pub fn rebuilt_tensor(
+    model: &Model,
+    m: &TensorMenu,
+    pick: (usize, Option<ExtOption>),
+    targets: &[TensorInfo],
+    cal: &Calib,
+) -> Result<Vec<f32>> {
+    let (c, ext) = pick;
+    let w = model.tensor_f32(&m.name)?;
+    Ok(if let Some(o) = ext {
+        let t = targets
+            .iter()
+            .find(|t| t.name == m.name)
+            .with_context(|| format!("no tensor {}", m.name))?;
+        rebuild(o.recipe, &w, m.n_elems / m.row, m.row, &cal.diag(site(t)?)?)?
+    } else {
+        let dt = m.options[c].dtype;
+        dequantize(dt, &quantize(dt, &w)?, w.len())?
+    })
 }
 
 #[cfg(test)]

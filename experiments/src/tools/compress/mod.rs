@@ -27,6 +27,21 @@
 //!
 //! The file is written to a temporary name and renamed, re-opened, and scored on Brown news.
 //!
+//! # Memory
+//! No step loads the whole model as f32. Tensors are read from the memory map one at a time (the
+//! menus, the quantisation) or one block at a time (calibration, sequential GPTQ, and every
+//! perplexity: before, after, the rounding model beside GPTQ, the extended-menu model and the
+//! validation probes, through [`claimlab_runtime::perplexity_streamed`]). What is held for the
+//! whole model is: the chosen tensors' bytes until the file is written (the output's size), the
+//! diagonal of every calibration Gram matrix, and the full Gram matrices only where they are
+//! read (every site with `--damage full` or `--gptq-clean`, else the sites of the validation
+//! sample). Beyond that, peak memory is a few copies of the largest tensor (the tied token
+//! embedding: the menus quantise it to each block type; a tied output head is fetched for the
+//! scoring) plus the calibration and evaluation activations (`tokens · d_model` f32 each, and
+//! one window's intermediate activations and attention scores) plus one block's weights and
+//! Gram matrices. The default `--damage fisher` adds the gradient pass of [`damage`]. Measured
+//! on SmolLM2-135M from an F32 GGUF (see `--help` of `--damage`).
+//!
 //! A large model can be compressed by a batch scheduler in shards (`--shard I/N`, then
 //! `compress plan` and `compress merge`; see [`shard`]), to the same bytes as one run.
 
@@ -47,7 +62,10 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context as _, Result};
-use claimlab_runtime::{perplexity, LlamaModel, Overrides, PerplexityConfig, TextTokenizer};
+use claimlab_runtime::{
+    file_config, perplexity_streamed, perplexity_streamed_file, Overrides, PerplexityConfig,
+    TextTokenizer,
+};
 use claimlab_weights::{
     brown_documents, copy_with_replacements, dequantize, quantize, Architecture, Cache, DType,
     Model, Param, Pinned, Role, TensorInfo,
@@ -95,6 +113,9 @@ pub const VALIDATE_TOKENS: usize = 512;
 /// the option's errors).
 pub const PROBE_GAIN: f32 = 4.0;
 
+/// The memory note of `claimlab compress --help` (see the module doc).
+pub const MEMORY_HELP: &str = "Memory: no step loads the whole model as f32. Tensors are read from the input's memory map one at a time (menus, quantisation) or one block at a time (calibration, sequential GPTQ, and every perplexity: before, after, the rounding model beside GPTQ, the extended menu, the validation probes). Peak memory is about a few copies of the largest tensor (the tied embedding) plus the calibration and evaluation activations plus one block's weights and Gram matrices plus the output's bytes until they are written; --damage full and --gptq-clean keep every calibration Gram matrix (about 13 MB per SmolLM2 block), and the default --damage fisher adds its gradient pass. Measured on SmolLM2-135M from an F32 GGUF (1024 calibration and 512 evaluation tokens, --validate 4, --damage diag): peak RSS 1.05 GiB with rtn and 1.33 GiB with gptq (before layer streaming: 2.42 and 3.07 GiB), of which about 0.6 GiB are pages of the mapped input and output files, which the kernel can drop under memory pressure.";
+
 /// How the chosen block types are filled.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Method {
@@ -107,7 +128,11 @@ pub enum Method {
 
 /// Arguments of `claimlab compress`.
 #[derive(clap::Args, Debug)]
-#[command(subcommand_negates_reqs = true, args_conflicts_with_subcommands = true)]
+#[command(
+    subcommand_negates_reqs = true,
+    args_conflicts_with_subcommands = true,
+    after_long_help = MEMORY_HELP
+)]
 pub struct Args {
     /// A step of a sharded run (`plan`, `merge`) or of the entropy-coded mode (`encode`,
     /// `decode`) instead of a compression.
@@ -399,12 +424,56 @@ fn calibration(
     calib_n: usize,
     quiet: bool,
 ) -> Result<(Calib, String, Vec<u32>)> {
+    calibration_keeping(model, tok, args, calib_n, quiet, calib::KEEP_ALL)
+}
+
+/// [`calibration`] keeping the full Gram matrices of the sites `keep` selects only (every
+/// site's diagonal is kept).
+fn calibration_keeping(
+    model: &Model,
+    tok: &TextTokenizer,
+    args: &Args,
+    calib_n: usize,
+    quiet: bool,
+    keep: calib::Keep<'_>,
+) -> Result<(Calib, String, Vec<u32>)> {
     let (cids, calib_what) =
         calib_ids(tok, args.cache_dir.clone(), args.calib.as_deref(), calib_n)?;
     let pb = bar(model.config().n_layers as u64, "calibration", quiet);
-    let cal: Calib = sequential::calibrate_streaming(model, &cids, CALIB_WINDOW, || pb.inc(1))?;
+    let cal: Calib =
+        sequential::calibrate_streaming_keeping(model, &cids, CALIB_WINDOW, keep, || pb.inc(1))?;
     pb.finish_and_clear();
     Ok((cal, calib_what, cids))
+}
+
+/// The seeded validation sample: `k` of the `n` targets' indices (at most `n`).
+fn validation_sample(n: usize, k: usize, seed: u64) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..n).collect();
+    order.shuffle(&mut Xoshiro256PlusPlus::seed_from_u64(seed));
+    order.truncate(k.min(n));
+    order
+}
+
+/// Perplexity of the input model with the tensors `pick` names rounded to their block types
+/// (dequantised one tensor at a time as the evaluation streams the blocks).
+fn rounded_perplexity(
+    model: &Model,
+    pick: &HashMap<String, DType>,
+    ids: &[u32],
+    cfg: &PerplexityConfig,
+) -> Result<claimlab_runtime::Perplexity> {
+    Ok(perplexity_streamed(
+        &file_config(model)?,
+        ids,
+        cfg,
+        |name| {
+            let w = model.tensor_f32(name)?;
+            Ok(match pick.get(name) {
+                Some(&dt) => dequantize(dt, &quantize(dt, &w)?, w.len())?,
+                None => w,
+            })
+        },
+    )?)
 }
 
 /// The empirical Fisher diagonal of the tensors `names` on the calibration tokens `cids`, when
@@ -450,15 +519,6 @@ fn fisher_of(
 
 /// Fisher diagonals by tensor name.
 type FisherDiags = HashMap<String, Vec<f32>>;
-
-/// The seeded sample of menus (indices into the targets' order) the damage proxy is validated on
-/// (step 7 of [`run`]).
-fn validation_sample(n_menus: usize, seed: u64, n_validate: usize) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..n_menus).collect();
-    order.shuffle(&mut Xoshiro256PlusPlus::seed_from_u64(seed));
-    order.truncate(n_validate.min(n_menus));
-    order
-}
 
 /// The menus of `targets` (in their order) under the Fisher damage, each built as soon as its
 /// tensor's Fisher diagonal is streamed out ([`damage::fisher_diag_streaming`]) and the diagonal
@@ -839,7 +899,18 @@ pub fn run(args: Args, json_out: bool) -> Result<String> {
         std::fs::write(p, serde_json::to_string(&ids)?)
             .with_context(|| format!("writing {}", p.display()))?;
     }
-    let (cal, calib_what, cids) = calibration(&model, &tok, &args, calib_n, quiet)?;
+    // The full Gram matrices are kept only where they are read: every site for --damage full
+    // and --gptq-clean, else the sites of the validation sample (its full-XᵀX proxy); the
+    // menus, the diag damage and the extended menu read the diagonals only.
+    let order = validation_sample(targets.len(), n_validate, args.seed);
+    let probe_sites: Vec<Site> = order
+        .iter()
+        .map(|&i| site(&targets[i]))
+        .collect::<Result<_>>()?;
+    let keep_all =
+        args.damage == damage::Damage::Full || (args.method == Method::Gptq && args.gptq_clean);
+    let keep = move |s: Site| keep_all || probe_sites.contains(&s);
+    let (cal, calib_what, cids) = calibration_keeping(&model, &tok, &args, calib_n, quiet, &keep)?;
     let t_calib = t0.elapsed().as_secs_f64();
 
     // 2. Menus (the Fisher diagonal first when it is the damage).
@@ -850,10 +921,7 @@ pub fn run(args: Args, json_out: bool) -> Result<String> {
     // built as its diagonal arrives, and only the validation sample's diagonals are kept.
     let (menus, fisher): (Vec<TensorMenu>, Option<FisherDiags>) =
         if args.damage == damage::Damage::Fisher {
-            let keep: Vec<String> = validation_sample(targets.len(), args.seed, n_validate)
-                .into_iter()
-                .map(|i| targets[i].name.clone())
-                .collect();
+            let keep: Vec<String> = order.iter().map(|&i| targets[i].name.clone()).collect();
             let (m, f) = fisher_menus(&model, &targets, &cids, &keep, quiet)?;
             (m, Some(f))
         } else {
@@ -905,51 +973,59 @@ pub fn run(args: Args, json_out: bool) -> Result<String> {
     };
     let pb = bar(menus.len() as u64, "quantise chosen", quiet);
     let tinfo: HashMap<&str, &TensorInfo> = targets.iter().map(|t| (t.name.as_str(), t)).collect();
-    type Chosen = (String, DType, Vec<u8>, Option<(Vec<u8>, gptq::GptqReport)>);
+    // Each tensor's written bytes (GPTQ's where it ran, else the rounding) and GPTQ's report;
+    // the sequential results move in (not copied), and the rounding bytes of a GPTQ tensor are
+    // not kept (the rounding model is re-quantised one tensor at a time when it is scored).
+    type Chosen = (String, DType, Vec<u8>, Option<gptq::GptqReport>);
+    let seq = std::sync::Mutex::new(seq);
+    let no_seq = HashMap::new();
     let chosen: Vec<Chosen> = menus
         .par_iter()
         .zip(&choice)
         .map(|(m, &c)| {
             let dt = m.options[c].dtype;
+            let t = tinfo[m.name.as_str()];
+            if !args.gptq_clean && uses_gptq(&args, dt, t) {
+                let moved = match seq.lock() {
+                    Ok(mut s) => s.remove(&m.name),
+                    Err(_) => bail!("sequential GPTQ results poisoned by a panic"),
+                };
+                if let Some((b, r)) = moved {
+                    pb.inc(1);
+                    return Ok((m.name.clone(), dt, b, Some(r)));
+                }
+            }
+            // Not moved from the sequential results: rounded (as a tensor they lack always
+            // was), or GPTQ on the clean model's statistics with --gptq-clean.
             let gi = if args.gptq_clean {
                 GptqInputs::Clean(&cal)
             } else {
-                GptqInputs::Sequential(&seq)
+                GptqInputs::Sequential(&no_seq)
             };
-            let (q, g) = quantise_one(&model, m, dt, tinfo[m.name.as_str()], Some(gi), &args)?;
+            let (q, g) = quantise_one(&model, m, dt, t, Some(gi), &args)?;
             pb.inc(1);
-            Ok((m.name.clone(), dt, q, g))
+            Ok(match g {
+                Some((b, r)) => (m.name.clone(), dt, b, Some(r)),
+                None => (m.name.clone(), dt, q, None),
+            })
         })
         .collect::<Result<_>>()?;
+    drop(seq);
     pb.finish_and_clear();
     let t_quant = t_q.elapsed().as_secs_f64();
     let n_gptq = chosen.iter().filter(|c| c.3.is_some()).count();
     let gptq_reports: Vec<(String, gptq::GptqReport)> = chosen
         .iter()
-        .filter_map(|c| c.3.as_ref().map(|g| (c.0.clone(), g.1)))
+        .filter_map(|c| c.3.map(|g| (c.0.clone(), g)))
         .collect();
     let gptq_sum =
         |f: fn(&gptq::GptqReport) -> f64| gptq_reports.iter().map(|r| f(&r.1)).sum::<f64>();
-    // Rounding model as overrides (scored beside GPTQ's file at equal size).
-    let rtn_overrides: Option<Overrides> = if args.method == Method::Gptq {
-        Some(
-            chosen
-                .par_iter()
-                .map(|(name, dt, q, _)| {
-                    let n = menus
-                        .iter()
-                        .find(|m| &m.name == name)
-                        .map_or(0, |m| m.n_elems);
-                    Ok((name.clone(), dequantize(*dt, q, n)?))
-                })
-                .collect::<Result<_>>()?,
-        )
-    } else {
-        None
-    };
+    // The rounding model of the same types (scored beside GPTQ's file at equal size).
+    let rtn_pick: Option<HashMap<String, DType>> =
+        (args.method == Method::Gptq).then(|| chosen.iter().map(|c| (c.0.clone(), c.1)).collect());
     let repl: HashMap<String, (DType, Vec<u8>)> = chosen
         .into_iter()
-        .map(|(name, dt, q, g)| (name, (dt, g.map_or(q, |g| g.0))))
+        .map(|(name, dt, b, _)| (name, (dt, b)))
         .collect();
 
     // 5. Write (to a temporary file, then rename).
@@ -962,8 +1038,9 @@ pub fn run(args: Args, json_out: bool) -> Result<String> {
         .with_context(|| format!("renaming {} to {}", tmp.display(), args.out.display()))?;
     drop(repl);
 
-    // 6. Re-open and measure.
-    let rt = LlamaModel::load(&model)?;
+    // 6. Re-open and measure, every model streamed block by block from its file (the input's
+    // and the output's memory maps; the rounding and extended models re-quantised or rebuilt
+    // one tensor at a time).
     let out_model =
         Model::open(&args.out).with_context(|| format!("re-opening {}", args.out.display()))?;
     let out_tensor_bytes = out_model.tensor_bytes();
@@ -973,25 +1050,44 @@ pub fn run(args: Args, json_out: bool) -> Result<String> {
         context: EVAL_CONTEXT.min(ids.len()),
         stride: EVAL_CONTEXT.min(ids.len()),
     };
-    let n_evals = 2 + u64::from(rtn_overrides.is_some());
+    let n_evals = 2 + u64::from(rtn_pick.is_some());
     let pb = bar(n_evals, "perplexity", quiet);
-    let before = perplexity(&rt, &ids, &cfg, &Overrides::default())?;
+    let before = perplexity_streamed_file(&model, &ids, &cfg, &Overrides::default())?;
     pb.inc(1);
-    let out_rt = LlamaModel::load(&out_model)?;
-    let after = perplexity(&out_rt, &ids, &cfg, &Overrides::default())?;
-    drop(out_rt);
+    let after = perplexity_streamed_file(&out_model, &ids, &cfg, &Overrides::default())?;
     pb.inc(1);
-    let rtn_after = match &rtn_overrides {
-        Some(ov) => Some(perplexity(&rt, &ids, &cfg, ov)?),
+    let rtn_after = match &rtn_pick {
+        Some(pick) => Some(rounded_perplexity(&model, pick, &ids, &cfg)?),
         None => None,
     };
-    drop(rtn_overrides);
     pb.finish_and_clear();
     // The extended allocation, scored with its rebuilt matrices when it differs.
     let ext_after = match &what_if {
         Some((wi, picks)) if !wi.chosen.is_empty() => {
-            let ov = extend::overrides(&model, &menus, picks, &targets, &cal)?;
-            Some(perplexity(&rt, &ids, &cfg, &ov)?)
+            let by_name: HashMap<&str, usize> = menus
+                .iter()
+                .enumerate()
+                .map(|(i, m)| (m.name.as_str(), i))
+                .collect();
+            // A rebuild failure is kept whole and returned in place of the runtime's error.
+            let mut failed: Option<anyhow::Error> = None;
+            let p = perplexity_streamed(&file_config(&model)?, &ids, &cfg, |name| {
+                match by_name.get(name) {
+                    Some(&i) => extend::rebuilt_tensor(&model, &menus[i], picks[i], &targets, &cal)
+                        .map_err(|e| {
+                            failed = Some(e);
+                            claimlab_runtime::Error::BadOverride {
+                                tensor: name.to_string(),
+                                reason: "the extended option could not be rebuilt".into(),
+                            }
+                        }),
+                    None => Ok(model.tensor_f32(name)?),
+                }
+            });
+            if let Some(e) = failed {
+                return Err(e.context("scoring the extended allocation"));
+            }
+            Some(p?)
         }
         _ => None,
     };
@@ -1007,14 +1103,16 @@ pub fn run(args: Args, json_out: bool) -> Result<String> {
         context: EVAL_CONTEXT.min(vids.len()),
         stride: EVAL_CONTEXT.min(vids.len()),
     };
-    let mut order: Vec<usize> = (0..menus.len()).collect();
-    order.shuffle(&mut Xoshiro256PlusPlus::seed_from_u64(args.seed));
-    order.truncate(n_validate.min(menus.len()));
     let pb = bar(order.len() as u64 + 1, "validate proxy", quiet);
     let v_base = if order.is_empty() {
         None
     } else {
-        Some(perplexity(&rt, vids, &vcfg, &Overrides::default())?)
+        Some(perplexity_streamed_file(
+            &model,
+            vids,
+            &vcfg,
+            &Overrides::default(),
+        )?)
     };
     pb.inc(1);
     let mut probes = Vec::new();
@@ -1050,7 +1148,7 @@ pub fn run(args: Args, json_out: bool) -> Result<String> {
             drop(hw);
             let mut ov = Overrides::default();
             ov.insert(m.name.clone(), back);
-            let p = perplexity(&rt, vids, &vcfg, &ov)?;
+            let p = perplexity_streamed_file(&model, vids, &vcfg, &ov)?;
             probes.push(Probe {
                 name: m.name.clone(),
                 dtype: o.dtype.to_string(),

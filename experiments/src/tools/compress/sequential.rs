@@ -22,7 +22,7 @@ use claimlab_weights::{dequantize, quantize, DType, Model, Role};
 use faer::Mat;
 use rayon::prelude::*;
 
-use super::calib::{add_gram, block_names, Calib, Site};
+use super::calib::{add_gram, block_names, Calib, Keep, Site, KEEP_ALL};
 use super::gptq::{self, GptqReport};
 
 /// Names of a llama model's tensors by (role, layer).
@@ -121,7 +121,8 @@ fn check(tokens: &[u32], window: usize) -> Result<()> {
 }
 
 /// The clean model's Gram matrices `XᵀX` of every projection input over `tokens` (windows of
-/// `window` tokens, each its own causal sequence), computed block by block from the file.
+/// `window` tokens, each its own causal sequence), computed block by block from the file; every
+/// site's full matrix is kept ([`calibrate_streaming_keeping`] keeps fewer).
 ///
 /// # Errors
 /// A model that is not a llama decoder, a missing tensor, runtime errors.
@@ -129,6 +130,27 @@ pub fn calibrate_streaming(
     model: &Model,
     tokens: &[u32],
     window: usize,
+    progress: impl FnMut(),
+) -> Result<Calib> {
+    calibrate_streaming_keeping(model, tokens, window, KEEP_ALL, progress)
+}
+
+/// [`calibrate_streaming`] keeping the full Gram matrix only of the sites `keep` selects, and
+/// the diagonal of every site's (the same values as the full matrix's diagonal). Each block's
+/// four matrices are complete when the block is done, so at most one block's full matrices are
+/// held beyond the kept ones.
+///
+/// # Errors
+/// As [`calibrate_streaming`].
+///
+/// # Complexity
+/// Memory: the calibration activations (`n · d_model` f32), one block's weights and its four
+/// Gram matrices, the kept matrices, every site's diagonal.
+pub fn calibrate_streaming_keeping(
+    model: &Model,
+    tokens: &[u32],
+    window: usize,
+    keep: Keep<'_>,
     mut progress: impl FnMut(),
 ) -> Result<Calib> {
     check(tokens, window)?;
@@ -139,26 +161,26 @@ pub fn calibrate_streaming(
         let table = model.tensor_f32(name_of(&names, Role::TokenEmbedding, None)?)?;
         embed(tokens, window, &table, d)?
     };
-    let mut gram = HashMap::new();
+    let mut cal = Calib::keeping(tokens.len(), HashMap::new(), keep, 0.0);
     for l in 0..cfg.n_layers {
         let b = BlockF32::load(model, &names, l)?;
+        let mut gram = HashMap::new();
         for x in &mut xs {
             let inp =
                 block_forward(&cfg, &b.view(), x, 0, true)?.context("block inputs not captured")?;
             add_inputs(&mut gram, l, &inp, &cfg);
         }
+        cal.absorb(gram, keep);
         progress();
     }
     let norm = model.tensor_f32(name_of(&names, Role::FinalNorm, None)?)?;
+    let mut gram = HashMap::new();
     for x in &xs {
         let h = final_norm(&cfg, &norm, x)?;
         add_gram(&mut gram, Site::HeadIn, &h, x.len() / d, d);
     }
-    Ok(Calib {
-        n_tokens: tokens.len(),
-        gram,
-        rebuild_error: 0.0,
-    })
+    cal.absorb(gram, keep);
+    Ok(cal)
 }
 
 /// One tensor written by [`sequential_gptq`].
@@ -407,6 +429,34 @@ mod tests {
                 &hooked.hessian(*s).unwrap(),
                 &format!("{s:?}"),
             );
+        }
+    }
+
+    /// Keeping a few sites' full matrices changes no value: the kept matrices and every
+    /// diagonal are bit-identical to the keep-all run's, and the dropped ones say so.
+    #[test]
+    fn keeping_fewer_grams_keeps_the_same_values() {
+        let m = smol();
+        let t = tokens();
+        let all = calibrate_streaming(&m, &t, 12, || {}).unwrap();
+        let keep = |s: Site| s == Site::DownIn(2) || s == Site::HeadIn;
+        let few = calibrate_streaming_keeping(&m, &t, 12, &keep, || {}).unwrap();
+        assert_eq!(few.gram.len(), 2);
+        assert_eq!(few.gram_diag.len(), all.gram.len());
+        for s in all.gram.keys() {
+            let (a, b) = (all.diag(*s).unwrap(), few.diag(*s).unwrap());
+            assert!(
+                a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()),
+                "{s:?}"
+            );
+            if keep(*s) {
+                let (a, b) = (all.hessian(*s).unwrap(), few.hessian(*s).unwrap());
+                assert!((0..a.nrows())
+                    .all(|i| (0..a.ncols()).all(|j| a[(i, j)].to_bits() == b[(i, j)].to_bits())));
+            } else {
+                let e = few.hessian(*s).unwrap_err().to_string();
+                assert!(e.contains("not kept"), "{e}");
+            }
         }
     }
 
