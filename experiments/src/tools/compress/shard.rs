@@ -58,7 +58,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context as _, Result};
 use claimlab_budget::{allocate_bits, AllocateConfig, Item};
-use claimlab_runtime::{perplexity, LlamaModel, Overrides, PerplexityConfig, TextTokenizer};
+use claimlab_runtime::{perplexity_streamed_file, Overrides, PerplexityConfig, TextTokenizer};
 use claimlab_weights::{copy_with_replacements, DType, Model, Pinned};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -1277,7 +1277,6 @@ pub(crate) fn merge(args: &MergeArgs, json_out: bool) -> Result<String> {
     let scores = if args.no_score {
         None
     } else {
-        let rt = LlamaModel::load(&model)?;
         let tok = TextTokenizer::for_model(&model)?;
         let ids = news_tokens(&tok, args.cache_dir.clone(), s.eval_tokens)?;
         let cfg = PerplexityConfig {
@@ -1285,11 +1284,10 @@ pub(crate) fn merge(args: &MergeArgs, json_out: bool) -> Result<String> {
             stride: EVAL_CONTEXT.min(ids.len()),
         };
         let pb = bar(2, "perplexity", json_out);
-        let before = perplexity(&rt, &ids, &cfg, &Overrides::default())?;
+        // Streamed block by block from the files, as a single run scores them.
+        let before = perplexity_streamed_file(&model, &ids, &cfg, &Overrides::default())?;
         pb.inc(1);
-        drop(rt);
-        let out_rt = LlamaModel::load(&out_model)?;
-        let after = perplexity(&out_rt, &ids, &cfg, &Overrides::default())?;
+        let after = perplexity_streamed_file(&out_model, &ids, &cfg, &Overrides::default())?;
         pb.finish_and_clear();
         Some((before, after, ids.len(), cfg.context))
     };
