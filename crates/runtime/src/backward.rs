@@ -156,15 +156,19 @@ const DOWN: usize = 8;
 /// A decoder prepared for exact gradients: f64 copies of the weights of the tracked part.
 ///
 /// Memory: 8 bytes per parameter of the blocks from the first tracked one up, plus the output
-/// projection (`vocab·d_model`), plus the stored activations of one call (about
-/// `n·(8·d_model + 4·q_dim + 4·d_ff) + n_heads·n²` f64 per tracked-path block).
+/// projection (`vocab·d_model`; none with [`GradModel::new_f32_head`]), plus the stored
+/// activations of one call (about `n·(8·d_model + 4·q_dim + 4·d_ff) + n_heads·n²` f64 per
+/// tracked-path block).
 pub struct GradModel<'a> {
     model: &'a LlamaModel,
     spec: GradSpec,
     start: usize,
     blocks: Vec<BlockW>,
     out_norm: Vec<f64>,
+    /// f64 copy of the output projection (empty when `head_f32` is set).
     lm_head: Vec<f64>,
+    /// The model's own f32 output projection, used instead of `lm_head` when set.
+    head_f32: Option<&'a [f32]>,
 }
 
 /// Per key/value head: `(query head, dq)` of its query heads, then its `dk` and `dv`.
@@ -571,6 +575,28 @@ impl<'a> GradModel<'a> {
     /// # Errors
     /// [`Error::InvalidParam`] if a block index is out of range or `spec` tracks nothing.
     pub fn new(model: &'a LlamaModel, spec: &GradSpec) -> Result<Self> {
+        Self::build(model, spec, false)
+    }
+
+    /// As [`GradModel::new`], but the output projection (the logits, and the gradient flowing
+    /// back through it into the final hidden state) runs in f32 on the model's own weights
+    /// instead of an f64 copy; everything else stays f64. It is the costliest product of a
+    /// gradient for a model with a large vocabulary and a few tracked blocks (SmolLM2: 28M of the
+    /// 32M parameters on the path of its last block), and f32 halves its time and saves the f64
+    /// copy (`8·vocab·d_model` bytes).
+    ///
+    /// # Accuracy
+    /// The logits and `∂L/∂h_final` carry f32 rounding (about 1e-6 relative, as the runtime's
+    /// forward pass), so the gradient is that of a loss within about 1e-6 of the f64 one, and
+    /// agrees with [`GradModel::new`]'s to about 1e-5 relative.
+    ///
+    /// # Errors
+    /// As [`GradModel::new`].
+    pub fn new_f32_head(model: &'a LlamaModel, spec: &GradSpec) -> Result<Self> {
+        Self::build(model, spec, true)
+    }
+
+    fn build(model: &'a LlamaModel, spec: &GradSpec, head_f32: bool) -> Result<Self> {
         let c = model.config();
         let mut spec = spec.clone();
         spec.blocks.sort_unstable();
@@ -615,11 +641,21 @@ impl<'a> GradModel<'a> {
             });
         }
         let tied = model.param("output.weight").is_none();
-        let lm_head = get(if tied {
+        let head_name = if tied {
             "token_embd.weight"
         } else {
             "output.weight"
-        })?;
+        };
+        let (lm_head, head_f32) = if head_f32 {
+            let (_, w) = model
+                .param(head_name)
+                .ok_or_else(|| Error::UnsupportedModel {
+                    reason: format!("tensor {head_name} not loaded"),
+                })?;
+            (Vec::new(), Some(w))
+        } else {
+            (get(head_name)?, None)
+        };
         Ok(GradModel {
             model,
             spec,
@@ -627,6 +663,7 @@ impl<'a> GradModel<'a> {
             blocks,
             out_norm: get("output_norm.weight")?,
             lm_head,
+            head_f32,
         })
     }
 
@@ -764,7 +801,25 @@ impl<'a> GradModel<'a> {
 
         // Output projection: logits_r = hf_r · Eᵀ, so dhf_r = dlogits_r · E and dE += dlogitsᵀ hf.
         let mut dhf_rows = vec![0.0; s * d];
-        mm_nn_into(&mut dhf_rows, dlogits, &self.lm_head, s, vocab, d);
+        if let Some(e) = self.head_f32 {
+            let dl: Vec<f32> = dlogits.par_iter().map(|&v| v as f32).collect();
+            let mut out = vec![0.0f32; s * d];
+            if s * d * vocab > 0 {
+                matmul(
+                    MatMut::from_row_major_slice_mut(&mut out, s, d),
+                    Accum::Replace,
+                    MatRef::from_row_major_slice(&dl, s, vocab),
+                    MatRef::from_row_major_slice(e, vocab, d),
+                    1.0f32,
+                    Par::rayon(0),
+                );
+            }
+            for (o, v) in dhf_rows.iter_mut().zip(out) {
+                *o = f64::from(v);
+            }
+        } else {
+            mm_nn_into(&mut dhf_rows, dlogits, &self.lm_head, s, vocab, d);
+        }
         let head = if self.tied() {
             demb.as_deref_mut()
         } else {
@@ -816,7 +871,23 @@ impl<'a> GradModel<'a> {
             .iter()
             .flat_map(|&r| tape.hf[r * d..(r + 1) * d].iter().copied())
             .collect();
-        mm_nt(&hf_rows, &self.lm_head, rows.len(), d, c.vocab_size)
+        let (s, vocab) = (rows.len(), c.vocab_size);
+        let Some(e) = self.head_f32 else {
+            return mm_nt(&hf_rows, &self.lm_head, s, d, vocab);
+        };
+        let h: Vec<f32> = hf_rows.iter().map(|&v| v as f32).collect();
+        let mut y = vec![0.0f32; s * vocab];
+        if s * d * vocab > 0 {
+            matmul(
+                MatMut::from_row_major_slice_mut(&mut y, s, vocab),
+                Accum::Replace,
+                MatRef::from_row_major_slice(&h, s, d),
+                MatRef::from_column_major_slice(e, d, vocab),
+                1.0f32,
+                Par::rayon(0),
+            );
+        }
+        y.par_iter().map(|&v| f64::from(v)).collect()
     }
 
     /// Mean next-token negative log-likelihood of `tokens` and its exact gradient with respect to
@@ -1013,10 +1084,56 @@ fn silu(z: f64) -> f64 {
     z * sigmoid(z)
 }
 
+/// `exp(x)` for `x ≤ 0` (what a softmax shifted by its maximum needs), to about 3e-16
+/// relative for `x ≥ −708` and 0 below, where `exp(x) < 4e-308` is below any softmax sum's
+/// rounding. Range reduction `x = k·ln 2 + r`, `|r| ≤ ln2/2`, then the degree-13 Taylor
+/// polynomial of `exp(r)` (truncation `< 1e-17` relative) and `2^k` built from its bits.
+///
+/// Written out instead of `f64::exp` because it is branch-free and needs no libm call: on
+/// AVX-512 machines glibc's `exp` slows down about 30× right after faer's AVX-512 kernels
+/// (dirty upper register state), which made the softmax over a 49k vocabulary cost as much as
+/// the products around it.
+fn exp_nonpos(x: f64) -> f64 {
+    /// 1.5·2⁵²: adding it rounds to an integer held in the low mantissa bits.
+    const SHIFTER: f64 = 6_755_399_441_055_744.0;
+    const LN2_HI: f64 = 6.931_471_803_691_238e-1;
+    const LN2_LO: f64 = 1.908_214_929_270_587_7e-10;
+    /// `1/j!` for `j = 13, 12, …, 0`.
+    const INV_FACT: [f64; 14] = [
+        1.0 / 6_227_020_800.0,
+        1.0 / 479_001_600.0,
+        1.0 / 39_916_800.0,
+        1.0 / 3_628_800.0,
+        1.0 / 362_880.0,
+        1.0 / 40_320.0,
+        1.0 / 5_040.0,
+        1.0 / 720.0,
+        1.0 / 120.0,
+        1.0 / 24.0,
+        1.0 / 6.0,
+        0.5,
+        1.0,
+        1.0,
+    ];
+    if x < -708.0 {
+        return 0.0;
+    }
+    let t = x * std::f64::consts::LOG2_E + SHIFTER;
+    let k = t - SHIFTER;
+    // The integer k sits in the low bits of t (two's complement relative to the shifter).
+    let k_bits = t.to_bits().wrapping_sub(SHIFTER.to_bits());
+    let r = x - k * LN2_HI - k * LN2_LO;
+    let mut p = INV_FACT[0];
+    for c in &INV_FACT[1..] {
+        p = p * r + c;
+    }
+    p * f64::from_bits(k_bits.wrapping_add(1023) << 52)
+}
+
 /// `(−log softmax(row)[y], softmax(row) − e_y)` in f64.
 pub(crate) fn nll_grad(row: &[f64], y: usize) -> (f64, Vec<f64>) {
     let mx = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let mut p: Vec<f64> = row.iter().map(|v| (v - mx).exp()).collect();
+    let mut p: Vec<f64> = row.iter().map(|v| exp_nonpos(v - mx)).collect();
     let z: f64 = p.iter().sum();
     for v in &mut p {
         *v /= z;
@@ -1024,4 +1141,42 @@ pub(crate) fn nll_grad(row: &[f64], y: usize) -> (f64, Vec<f64>) {
     let nll = mx + z.ln() - row[y];
     p[y] -= 1.0;
     (nll, p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `exp_nonpos` against libm on a dense grid of `[−745, 0]`: relative error within a few
+    /// ulps where `exp(x)` is a normal number, and 0 (or less than 4e-308) below −708.
+    #[test]
+    fn exp_nonpos_matches_libm() {
+        let mut worst = 0.0f64;
+        for i in 0..=745_000 {
+            let x = -f64::from(i) * 1e-3 - 3.7e-7 * f64::from(i % 7);
+            let (want, got) = (x.exp(), exp_nonpos(x));
+            if x >= -708.0 {
+                worst = worst.max(((got - want) / want).abs());
+            } else {
+                assert!(got < 4e-308 && want < 4e-308, "x {x}: {got} vs {want}");
+            }
+        }
+        assert!(worst < 1e-15, "worst relative error {worst:e}");
+        assert!((exp_nonpos(0.0) - 1.0).abs() < 1e-16);
+        assert!((exp_nonpos(-0.0) - 1.0).abs() < 1e-16);
+        assert!(exp_nonpos(f64::NEG_INFINITY) < f64::MIN_POSITIVE);
+        assert!(exp_nonpos(f64::NAN).is_nan());
+    }
+
+    #[test]
+    fn nll_grad_is_softmax_minus_onehot() {
+        let row = [2.0, -1.0, 0.5, -30.0];
+        let z: f64 = row.iter().map(|v: &f64| v.exp()).sum();
+        let (nll, g) = nll_grad(&row, 2);
+        assert!((nll - (z.ln() - 0.5)).abs() < 1e-14);
+        for (j, (gj, v)) in g.iter().zip(row).enumerate() {
+            let want = v.exp() / z - if j == 2 { 1.0 } else { 0.0 };
+            assert!((gj - want).abs() < 1e-15, "{j}: {gj} vs {want}");
+        }
+    }
 }
