@@ -317,7 +317,9 @@ mod tests {
             context: 4,
             stride: 4,
         };
-        assert_eq!(windows(9, &d), vec![(0, 4, 1), (4, 8, 4), (8, 9, 8)]);
+        // Disjoint windows: each window's first token has no context in it and is not scored
+        // ([4,8) scores 5..8), as `crate::perplexity` does; [8,9) scores nothing.
+        assert_eq!(windows(9, &d), vec![(0, 4, 1), (4, 8, 5), (8, 9, 9)]);
     }
 
     #[test]
