@@ -73,6 +73,32 @@ def brown_prompt(claimlab, n_words):
     return " ".join(words[:n_words]), model
 
 
+def median_ratios(runs, ours, resamples=10000, seed=1):
+    """Ratio of our median speed to each other runtime's (decode and prefill), with a 95% percentile
+    bootstrap interval: each runtime's runs resampled independently, `resamples` times, seeded. The
+    median is robust to a runtime whose runs spread widely, where the best-of statistic rewards
+    the spread; both are printed."""
+    import random
+    import statistics
+    rng = random.Random(seed)
+    out = {}
+    for name, rs in runs.items():
+        if name == ours or ours not in runs:
+            continue
+        out[name] = {}
+        for key in ("decode_tokens_per_s", "prefill_tokens_per_s"):
+            x = [r[key] for r in runs[ours]]
+            y = [r[key] for r in rs]
+            est = statistics.median(x) / statistics.median(y)
+            boot = sorted(statistics.median(rng.choices(x, k=len(x))) / statistics.median(rng.choices(y, k=len(y)))
+                          for _ in range(resamples))
+            lo, hi = boot[int(0.025 * resamples)], boot[int(0.975 * resamples) - 1]
+            out[name][key] = {"ratio_of_medians": est, "ci95": [lo, hi], "ours": x, "theirs": y}
+            print(f"claimlab / {name}, {key.split('_')[0]}: ratio of medians {est:.3f} "
+                  f"[{lo:.3f}, {hi:.3f}] (95% bootstrap, {len(x)} and {len(y)} runs, seed {seed})")
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--claimlab", default="target/release/claimlab")
@@ -108,7 +134,7 @@ def main():
     if a.skip_q41:
         del configs["llama.cpp Q4_1 GGUF"]
     node_env = dict(os.environ, NODE_PATH=os.path.join(NODE_DIR, "node_modules"))
-    best = {}
+    best, runs = {}, {}
     for rep in range(a.repeats):
         for name, cmd in configs.items():
             use_env = env if name.startswith("claimlab") else node_env
@@ -124,6 +150,7 @@ def main():
             print(f"run {rep + 1} {name}: prefill {r['prefill_tokens_per_s']:.1f}, "
                   f"decode {r['decode_tokens_per_s']:.1f} tok/s, load {r['load_average']:.1f}",
                   file=sys.stderr, flush=True)
+            runs.setdefault(name, []).append(r)
             if name not in best or r["decode_tokens_per_s"] > best[name]["decode_tokens_per_s"]:
                 best[name] = r
     rows = [("runtime", "prompt tok", "prefill tok/s", "decode tok/s", "peak RSS MiB", "load avg", "first words")]
@@ -142,10 +169,11 @@ def main():
             fast = best["claimlab (f32 compute, from Q4_1)"]
             print(f"claimlab decode speed / {name}: {fast['decode_tokens_per_s'] / r['decode_tokens_per_s']:.3f}; "
                   f"prefill: {fast['prefill_tokens_per_s'] / r['prefill_tokens_per_s']:.3f}")
+    medians = median_ratios(runs, "claimlab (f32 compute, from Q4_1)")
     if a.skip_perplexity:
         if a.json:
-            json.dump({"threads": a.threads, "decode": a.decode, "repeats": a.repeats, "results": best},
-                      open(a.json, "w"), indent=2)
+            json.dump({"threads": a.threads, "decode": a.decode, "repeats": a.repeats, "results": best,
+                       "runs": runs, "median_ratios": medians}, open(a.json, "w"), indent=2)
         return
     # Peak memory of a perplexity run (context 512 over 2,048 tokens of Brown news) against twice
     # the dequantised model size (the issue's bound); the text is the news category's opening.
