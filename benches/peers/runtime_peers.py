@@ -189,6 +189,7 @@ def main():
           f"{'within' if rss < 2 * f32_mib else 'OVER'}")
     if a.json:
         json.dump({"threads": a.threads, "decode": a.decode, "repeats": a.repeats, "results": best,
+                   "runs": runs, "median_ratios": medians,
                    "perplexity_run": dict(ppl, peak_rss_mib=rss, wall_seconds=wall,
                                           dequantised_mib=f32_mib)},
                   open(a.json, "w"), indent=2)
