@@ -51,6 +51,18 @@ pub enum Recipe {
     },
 }
 
+impl Recipe {
+    /// The kind of option: `svd`, `prune` or `rowprune`.
+    #[must_use]
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Recipe::Svd { .. } => "svd",
+            Recipe::Prune { .. } => "prune",
+            Recipe::RowPrune { .. } => "rowprune",
+        }
+    }
+}
+
 impl std::fmt::Display for Recipe {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -262,6 +274,8 @@ pub struct WhatIf {
     pub tensors: usize,
     /// Extended options evaluated in all.
     pub options: usize,
+    /// Of those, how many of each kind ([`Recipe::kind`]).
+    pub options_by_kind: std::collections::BTreeMap<&'static str, usize>,
     /// Tensors where an extended option at least as dear as the cheapest block type is on the
     /// lower convex hull of (bytes, damage): chosen by the Lagrangian allocator at some budget
     /// the block types also reach (options cheaper than every block type are on the hull
@@ -309,6 +323,10 @@ pub fn what_if(
             None => Ok(Vec::new()),
         })
         .collect::<Result<_>>()?;
+    let mut options_by_kind = std::collections::BTreeMap::new();
+    for o in ext.iter().flatten() {
+        *options_by_kind.entry(o.recipe.kind()).or_insert(0) += 1;
+    }
     let mut on_hull = 0;
     #[allow(clippy::cast_precision_loss)]
     let items: Vec<Vec<Item>> = menu
@@ -360,6 +378,7 @@ pub fn what_if(
         WhatIf {
             tensors: mats.iter().filter(|m| m.is_some()).count(),
             options: ext.iter().map(Vec::len).sum(),
+            options_by_kind,
             tensors_with_ext_on_hull: on_hull,
             proxy_gguf,
             proxy_extended,
