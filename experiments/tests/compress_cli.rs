@@ -107,6 +107,13 @@ fn compress_smollm2_gptq_same_size_as_rounding() {
     // The extended menu was built and allocated over.
     let x = &js["extended_menu"]["summary"];
     assert!(x["options"].as_u64().unwrap() > 0, "{x}");
+    // Every kind of extended option is on the menu, row pruning included.
+    for kind in ["svd", "prune", "rowprune"] {
+        assert!(
+            x["options_by_kind"][kind].as_u64().unwrap() > 0,
+            "{kind}: {x}"
+        );
+    }
     let matrix_budget =
         js["target_bytes"].as_f64().unwrap() - js["fixed_f32_bytes"].as_f64().unwrap();
     assert!(x["bytes_extended"].as_f64().unwrap() <= matrix_budget);

@@ -1,5 +1,5 @@
-//! The extended menu: truncated SVD ([`super::svd`]) and magnitude pruning ([`super::prune`])
-//! options beside the GGUF block types, each with its real stored bytes and the same damage
+//! The extended menu: truncated SVD ([`super::svd`]), magnitude pruning ([`super::prune`]) and
+//! row pruning ([`super::structured`]) options beside the GGUF block types, each with its real stored bytes and the same damage
 //! proxy as the block types (`Σ_rj ΔW_rj² h_j`), so the allocator can weigh them against each
 //! other at the same budget.
 //!
@@ -19,6 +19,7 @@ use super::calib::Calib;
 use super::{site, TensorMenu};
 
 use super::prune::{prune_bytes, prune_rebuild, KEEP_FRACTIONS, VALUE_TYPES};
+use super::structured::{row_prune_bytes, row_prune_rebuild, ROW_KEEP_FRACTIONS};
 use super::svd::{svd_bytes, WeightedSvd, FACTOR_TYPES, RANK_STEP};
 
 /// SVD ranks are chosen so that the factors cost about these bits per weight of the matrix.
@@ -41,6 +42,25 @@ pub enum Recipe {
         /// Value storage type.
         dt: DType,
     },
+    /// Keep `keep_rows` whole rows (bitmap + rows in `dt`).
+    RowPrune {
+        /// Kept rows.
+        keep_rows: usize,
+        /// Row storage type.
+        dt: DType,
+    },
+}
+
+impl Recipe {
+    /// The kind of option: `svd`, `prune` or `rowprune`.
+    #[must_use]
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Recipe::Svd { .. } => "svd",
+            Recipe::Prune { .. } => "prune",
+            Recipe::RowPrune { .. } => "rowprune",
+        }
+    }
 }
 
 impl std::fmt::Display for Recipe {
@@ -48,6 +68,7 @@ impl std::fmt::Display for Recipe {
         match self {
             Recipe::Svd { rank, dt } => write!(f, "svd-r{rank}-{dt}"),
             Recipe::Prune { keep, dt } => write!(f, "prune-keep{keep}-{dt}"),
+            Recipe::RowPrune { keep_rows, dt } => write!(f, "rowprune-keep{keep_rows}-{dt}"),
         }
     }
 }
@@ -68,7 +89,8 @@ pub struct ExtOption {
 /// The dense matrix an option stands for (row-major `[rows, cols]`).
 ///
 /// # Errors
-/// Bad shapes or parameters (see [`WeightedSvd::rebuild`] and [`prune_rebuild`]).
+/// Bad shapes or parameters (see [`WeightedSvd::rebuild`], [`prune_rebuild`] and
+/// [`row_prune_rebuild`]).
 pub fn rebuild(
     recipe: Recipe,
     w: &[f32],
@@ -79,6 +101,9 @@ pub fn rebuild(
     match recipe {
         Recipe::Svd { rank, dt } => WeightedSvd::new(w, rows, cols, hdiag)?.rebuild(rank, dt),
         Recipe::Prune { keep, dt } => prune_rebuild(w, rows, cols, hdiag, keep, dt),
+        Recipe::RowPrune { keep_rows, dt } => {
+            row_prune_rebuild(w, rows, cols, hdiag, keep_rows, dt)
+        }
     }
 }
 
@@ -138,6 +163,20 @@ pub fn extended_options(
                 recipes.push(Recipe::Prune { keep, dt });
             }
         }
+        if !cols.is_multiple_of(dt.block_elems()) {
+            continue;
+        }
+        for &f in &ROW_KEEP_FRACTIONS {
+            #[allow(
+                clippy::cast_precision_loss,
+                clippy::cast_possible_truncation,
+                clippy::cast_sign_loss
+            )]
+            let keep_rows = (f * rows as f64) as usize;
+            if keep_rows > 0 && row_prune_bytes(rows, cols, keep_rows, dt) < max_bytes {
+                recipes.push(Recipe::RowPrune { keep_rows, dt });
+            }
+        }
     }
     let svd = if recipes.iter().any(|r| matches!(r, Recipe::Svd { .. })) {
         Some(WeightedSvd::new(w, rows, cols, hdiag)?)
@@ -153,6 +192,10 @@ pub fn extended_options(
             (Recipe::Prune { keep, dt }, _) => (
                 prune_rebuild(w, rows, cols, hdiag, keep, dt)?,
                 prune_bytes(rows, cols, keep, dt),
+            ),
+            (Recipe::RowPrune { keep_rows, dt }, _) => (
+                row_prune_rebuild(w, rows, cols, hdiag, keep_rows, dt)?,
+                row_prune_bytes(rows, cols, keep_rows, dt),
             ),
             (Recipe::Svd { .. }, None) => unreachable!("the SVD exists when an SVD recipe does"),
         };
@@ -215,7 +258,7 @@ pub type Matrix = (Vec<f32>, usize, usize, Vec<f64>);
 pub struct ChosenExt {
     /// Tensor name.
     pub name: String,
-    /// The option (`svd-r…-type` or `prune-keep…-type`).
+    /// The option (`svd-r…-type`, `prune-keep…-type` or `rowprune-keep…-type`).
     pub option: String,
     /// Its stored bytes.
     pub bytes: usize,
@@ -231,6 +274,8 @@ pub struct WhatIf {
     pub tensors: usize,
     /// Extended options evaluated in all.
     pub options: usize,
+    /// Of those, how many of each kind ([`Recipe::kind`]).
+    pub options_by_kind: std::collections::BTreeMap<&'static str, usize>,
     /// Tensors where an extended option at least as dear as the cheapest block type is on the
     /// lower convex hull of (bytes, damage): chosen by the Lagrangian allocator at some budget
     /// the block types also reach (options cheaper than every block type are on the hull
@@ -278,6 +323,10 @@ pub fn what_if(
             None => Ok(Vec::new()),
         })
         .collect::<Result<_>>()?;
+    let mut options_by_kind = std::collections::BTreeMap::new();
+    for o in ext.iter().flatten() {
+        *options_by_kind.entry(o.recipe.kind()).or_insert(0) += 1;
+    }
     let mut on_hull = 0;
     #[allow(clippy::cast_precision_loss)]
     let items: Vec<Vec<Item>> = menu
@@ -329,6 +378,7 @@ pub fn what_if(
         WhatIf {
             tensors: mats.iter().filter(|m| m.is_some()).count(),
             options: ext.iter().map(Vec::len).sum(),
+            options_by_kind,
             tensors_with_ext_on_hull: on_hull,
             proxy_gguf,
             proxy_extended,
@@ -463,6 +513,22 @@ mod tests {
         assert!(opts
             .iter()
             .any(|o| matches!(o.recipe, Recipe::Prune { .. })));
+        // Row pruning: half and three quarters of the rows, in both value types.
+        let mut rp: Vec<String> = opts
+            .iter()
+            .filter(|o| matches!(o.recipe, Recipe::RowPrune { .. }))
+            .map(|o| o.recipe.to_string())
+            .collect();
+        rp.sort();
+        assert_eq!(
+            rp,
+            [
+                "rowprune-keep32-Q4_0",
+                "rowprune-keep32-Q8_0",
+                "rowprune-keep48-Q4_0",
+                "rowprune-keep48-Q8_0"
+            ]
+        );
         for o in &opts {
             assert!(o.bytes < cap, "{}", o.recipe);
             let back = rebuild(o.recipe, &w, rows, cols, &h).unwrap();
@@ -471,15 +537,18 @@ mod tests {
             assert!((s - o.sq_error).abs() <= 1e-9 * s, "{}", o.recipe);
         }
         // More bytes of the same kind and type never hurt here.
-        for kind in [true, false] {
+        for kind in 0..3 {
             for dt in [DType::Q4_0, DType::Q8_0] {
                 let mut v: Vec<&ExtOption> = opts
                     .iter()
                     .filter(|o| match o.recipe {
-                        Recipe::Svd { dt: d, .. } => kind && d == dt,
-                        Recipe::Prune { dt: d, .. } => !kind && d == dt,
+                        Recipe::Svd { dt: d, .. } => kind == 0 && d == dt,
+                        Recipe::Prune { dt: d, .. } => kind == 1 && d == dt,
+                        Recipe::RowPrune { dt: d, .. } => kind == 2 && d == dt,
                     })
                     .collect();
+                // Both pruning kinds have several sizes per type here.
+                assert!(kind == 0 || v.len() >= 2, "kind {kind} {dt}");
                 v.sort_by_key(|o| o.bytes);
                 for p in v.windows(2) {
                     assert!(p[1].weighted_error < p[0].weighted_error);

@@ -17,8 +17,8 @@
 //!    block's `XᵀX` from the already quantised blocks before it ([`sequential`]), so both
 //!    methods have exactly equal size; the rounding model's perplexity is measured beside it,
 //!    and both methods' calibration objective `tr(ΔW H ΔWᵀ)` per matrix goes in the manifest.
-//!    With `--extended-menu`, truncated SVD ([`svd`]) and magnitude pruning ([`prune`]) join
-//!    the menus in a second, what-if allocation ([`extend`]); they are not GGUF types, so the
+//!    With `--extended-menu`, truncated SVD ([`svd`]), magnitude pruning ([`prune`]) and row
+//!    pruning ([`structured`]) join the menus in a second, what-if allocation ([`extend`]); they are not GGUF types, so the
 //!    file keeps the block types and a model using them is scored through runtime overrides.
 //! 5. Validation: on a seeded sample of tensors, the loss increase when that tensor alone is
 //!    compressed (to its cheapest option) is measured with the runtime and compared with the
@@ -54,6 +54,7 @@ pub mod gptq;
 pub mod prune;
 pub mod sequential;
 pub mod shard;
+pub mod structured;
 pub mod svd;
 
 use std::collections::HashMap;
@@ -209,8 +210,8 @@ pub struct Args {
     /// Output GGUF path.
     #[arg(long, default_value = "compressed.gguf")]
     pub out: PathBuf,
-    /// Also allocate over an extended menu (truncated SVD and magnitude pruning beside the
-    /// block types; not GGUF types, so the file keeps the block-type allocation) and report
+    /// Also allocate over an extended menu (truncated SVD, magnitude and row pruning beside
+    /// the block types; not GGUF types, so the file keeps the block-type allocation) and report
     /// what the allocator picks; when it picks any, that model is scored by our runtime with
     /// the rebuilt matrices as overrides.
     #[arg(long)]
