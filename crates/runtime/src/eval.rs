@@ -102,32 +102,33 @@ pub fn perplexity(
     model.check_tokens(&tokens[..1])?;
     let w = model.weights(overrides)?;
     let n = tokens.len();
+    let wins = windows(n, cfg);
     let mut per_token = Vec::with_capacity(n - 1);
     let mut positions = Vec::with_capacity(n - 1);
-    let mut prev_end = 0usize;
-    let mut n_windows = 0;
-    let mut begin = 0usize;
-    loop {
-        let end = (begin + cfg.context).min(n);
-        let window = &tokens[begin..end];
-        // Rows r of the window predict token begin + r + 1; score targets prev_end.max(1)..end.
-        let first_target = prev_end.max(begin + 1);
-        let (hidden, _) = model.hidden(window, &Capture::default(), overrides)?;
+    let v = model.config().vocab_size;
+    for &(begin, end, first_target) in &wins {
+        let (hidden, _) = model.hidden(&tokens[begin..end], &Capture::default(), overrides)?;
+        // Row r of the window predicts token begin + r + 1.
         let rows = (first_target - 1 - begin)..(end - 1 - begin);
         let logits = model.project(&hidden, rows.clone(), w);
-        let v = model.config().vocab_size;
         for (i, r) in rows.enumerate() {
-            let target = tokens[begin + r + 1];
-            per_token.push(nll(&logits[i * v..(i + 1) * v], target));
+            per_token.push(nll(&logits[i * v..(i + 1) * v], tokens[begin + r + 1]));
             positions.push(begin + r + 1);
         }
-        n_windows += 1;
-        prev_end = end;
-        if end == n {
-            break;
-        }
-        begin += cfg.stride;
     }
+    finish(per_token, positions, wins.len())
+}
+
+/// The [`Perplexity`] of the scored tokens' negative log-likelihoods (in order, with their
+/// positions) over `n_windows` windows.
+///
+/// # Errors
+/// [`Error::NonFinite`] if any negative log-likelihood is not finite.
+pub(crate) fn finish(
+    per_token: Vec<f64>,
+    positions: Vec<usize>,
+    n_windows: usize,
+) -> Result<Perplexity> {
     if let Some(i) = per_token.iter().position(|v| !v.is_finite()) {
         return Err(Error::NonFinite {
             what: "token negative log-likelihood",
@@ -144,6 +145,23 @@ pub fn perplexity(
         positions,
         n_windows,
     })
+}
+
+/// The windows of [`perplexity`]: `(begin, end, first scored target)` each; the target of row
+/// `r` of a window is token `begin + r + 1`, and targets `first..end` are scored (each window's
+/// first token has no context in it and is never scored).
+pub(crate) fn windows(n: usize, cfg: &PerplexityConfig) -> Vec<(usize, usize, usize)> {
+    let mut out = Vec::new();
+    let (mut begin, mut prev_end) = (0usize, 0usize);
+    loop {
+        let end = (begin + cfg.context).min(n);
+        out.push((begin, end, prev_end.max(begin + 1)));
+        prev_end = end;
+        if end == n {
+            return out;
+        }
+        begin += cfg.stride;
+    }
 }
 
 /// Greedy decoding: appends the arg-max token (ties to the lower id) `max_new_tokens` times, or

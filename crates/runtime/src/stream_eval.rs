@@ -8,7 +8,7 @@
 //! a tied output head), instead of the whole model as f32.
 
 use crate::error::{Error, Result};
-use crate::eval::{nll, Perplexity, PerplexityConfig};
+use crate::eval::{nll, windows, Perplexity, PerplexityConfig};
 use crate::hooks::Overrides;
 use crate::kernels;
 use crate::llama::LlamaConfig;
@@ -60,21 +60,6 @@ fn fetch(
         });
     }
     Ok(v)
-}
-
-/// The windows of [`crate::perplexity`]: `(begin, end, first scored target)` each.
-fn windows(n: usize, cfg: &PerplexityConfig) -> Vec<(usize, usize, usize)> {
-    let mut out = Vec::new();
-    let (mut begin, mut prev_end) = (0usize, 0usize);
-    loop {
-        let end = (begin + cfg.context).min(n);
-        out.push((begin, end, prev_end.max(begin + 1)));
-        prev_end = end;
-        if end == n {
-            return out;
-        }
-        begin += cfg.stride;
-    }
 }
 
 /// [`crate::perplexity`] computed block by block, the weights read through `source`.
@@ -211,22 +196,7 @@ pub fn perplexity_streamed(
             }
         }
     }
-    if let Some(i) = per_token.iter().position(|x| !x.is_finite()) {
-        return Err(Error::NonFinite {
-            what: "token negative log-likelihood",
-            count: per_token.iter().filter(|x| !x.is_finite()).count(),
-            first_index: i,
-        });
-    }
-    let mean = crate::stats::mean_compensated(&per_token);
-    Ok(Perplexity {
-        n_tokens: per_token.len(),
-        mean_nll_nats: mean,
-        ppl: mean.exp(),
-        per_token_nll: per_token,
-        positions,
-        n_windows: wins.len(),
-    })
+    crate::eval::finish(per_token, positions, wins.len())
 }
 
 /// `rows` cut into consecutive ranges of at most [`HEAD_ROWS`] rows; a last range of a single
