@@ -290,13 +290,17 @@ mod tests {
         assert!(option_damage(&w, &back, 2, Weights::Diag(&h[..1])).is_err());
     }
 
-    /// Two windows: the estimate is the mean over windows of `n_w · g_w²`, with `g_w` the
-    /// runtime's exact gradient of each window's mean loss, recomputed here directly.
-    #[test]
-    fn fisher_diag_is_the_window_mean_of_scaled_squared_gradients() {
-        use claimlab_runtime::LlamaConfig;
+    /// A tied two-block llama (d_model 8, vocabulary 20) with seeded uniform weights in
+    /// [-0.5, 0.5), its configuration and its tensors by name.
+    fn tiny_llama(
+        seed: u64,
+    ) -> (
+        claimlab_runtime::LlamaConfig,
+        LlamaModel,
+        HashMap<String, Vec<f32>>,
+    ) {
         use rand::{RngExt as _, SeedableRng as _};
-        let c = LlamaConfig {
+        let c = claimlab_runtime::LlamaConfig {
             n_layers: 2,
             d_model: 8,
             n_heads: 2,
@@ -309,7 +313,8 @@ mod tests {
             max_positions: None,
             tied_embeddings: true,
         };
-        let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(4);
+        let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(seed);
+        let mut tensors: HashMap<String, Vec<f32>> = HashMap::new();
         let rt = LlamaModel::from_tensors(c.clone(), |name| {
             let n = match name {
                 "token_embd.weight" => 20 * 8,
@@ -318,9 +323,19 @@ mod tests {
                 s if s.ends_with("attn_k.weight") || s.ends_with("attn_v.weight") => 32,
                 _ => 96,
             };
-            Ok((0..n).map(|_| rng.random::<f32>() - 0.5).collect())
+            let v: Vec<f32> = (0..n).map(|_| rng.random::<f32>() - 0.5).collect();
+            tensors.insert(name.to_string(), v.clone());
+            Ok(v)
         })
         .unwrap();
+        (c, rt, tensors)
+    }
+
+    /// Two windows: the estimate is the mean over windows of `n_w · g_w²`, with `g_w` the
+    /// runtime's exact gradient of each window's mean loss, recomputed here directly.
+    #[test]
+    fn fisher_diag_is_the_window_mean_of_scaled_squared_gradients() {
+        let (_, rt, _) = tiny_llama(4);
         let tokens: Vec<u32> = (0..11).map(|i| (i * 7 + 1) % 20).collect();
         let names = vec![
             "blk.1.ffn_down.weight".to_string(),
@@ -351,36 +366,7 @@ mod tests {
     /// accumulation), for every tensor it covers.
     #[test]
     fn streamed_fisher_equals_fisher_diag() {
-        use claimlab_runtime::LlamaConfig;
-        use rand::{RngExt as _, SeedableRng as _};
-        let c = LlamaConfig {
-            n_layers: 2,
-            d_model: 8,
-            n_heads: 2,
-            n_kv_heads: 1,
-            head_dim: 4,
-            d_ff: 12,
-            vocab_size: 20,
-            norm_eps: 1e-5,
-            rope_theta: 1e4,
-            max_positions: None,
-            tied_embeddings: true,
-        };
-        let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(6);
-        let mut tensors: HashMap<String, Vec<f32>> = HashMap::new();
-        let rt = LlamaModel::from_tensors(c.clone(), |name| {
-            let n = match name {
-                "token_embd.weight" => 20 * 8,
-                s if s.ends_with("norm.weight") => 8,
-                s if s.ends_with("attn_q.weight") || s.ends_with("attn_output.weight") => 64,
-                s if s.ends_with("attn_k.weight") || s.ends_with("attn_v.weight") => 32,
-                _ => 96,
-            };
-            let v: Vec<f32> = (0..n).map(|_| rng.random::<f32>() - 0.5).collect();
-            tensors.insert(name.to_string(), v.clone());
-            Ok(v)
-        })
-        .unwrap();
+        let (c, rt, tensors) = tiny_llama(6);
         let tokens: Vec<u32> = (0..23).map(|i| (i * 7 + 3) % 20).collect();
         let names: Vec<String> = tensors.keys().cloned().collect();
         let want = fisher_diag(&rt, &names, &tokens, 6, || {}).unwrap();
